@@ -1,0 +1,236 @@
+"""k-means++ seeding, Lloyd's k-means, and the EM initialisations built on them."""
+
+from __future__ import annotations
+
+import functools
+import math
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+from jax.typing import ArrayLike
+
+from . import _checks, _chunking, _stats
+from ._types import GMMParams
+
+INITS = ("kmeans++", "kmeans", "random", "random_from_data")
+
+
+class KMeansResult(NamedTuple):
+  """Outcome of `gmmjax.kmeans`.
+
+  Attributes:
+    centroids: `[k, d]` cluster centres.
+    labels: `[n]` index of each point's nearest centre.
+    inertia: `[]` weighted sum of squared distances to the nearest centre.
+    n_iter: `[]` Lloyd iterations run.
+    converged: `[]` whether the centre shift fell below the tolerance.
+  """
+
+  centroids: jax.Array
+  labels: jax.Array
+  inertia: jax.Array
+  n_iter: jax.Array
+  converged: jax.Array
+
+
+def _sq_dist(xs: jax.Array, centers: jax.Array) -> jax.Array:
+  """`[c, k]` squared distances; GEMM form, clamped against round-off."""
+  d2 = (
+      jnp.sum(xs * xs, axis=1, keepdims=True)
+      - 2 * xs @ centers.T
+      + jnp.sum(centers * centers, axis=1)[None, :]
+  )
+  return jnp.maximum(d2, 0)
+
+
+def _sample_index(key, log_w: jax.Array, mass: jax.Array, shape=()) -> jax.Array:
+  """Indices drawn with probability proportional to `exp(log_w) * mass`."""
+  logits = log_w + jnp.log(jnp.maximum(mass, 0))
+  # All-zero mass (every point already a centre): fall back to the weights.
+  logits = jnp.where(jnp.any(jnp.isfinite(logits)), logits, log_w)
+  return jax.random.categorical(key, logits, shape=shape)
+
+
+def kmeans_plusplus_unchecked(key, x, n_clusters: int, weights=None) -> jax.Array:
+  n, d = x.shape
+  shift = jnp.mean(x, axis=0)
+  xs = x - shift[None, :]
+  w = jnp.ones((n,), x.dtype) if weights is None else weights
+  log_w = jnp.log(w)
+  # Greedy k-means++ (as scikit-learn): best of a few candidates per step.
+  n_trials = 2 + int(math.log(n_clusters))
+  key, first_key = jax.random.split(key)
+  first = jax.random.categorical(first_key, log_w)
+  centers = jnp.zeros((n_clusters, d), x.dtype).at[0].set(xs[first])
+  closest = _sq_dist(xs, xs[first][None, :])[:, 0]
+
+  def step(i, carry):
+    centers, closest = carry
+    cand = _sample_index(jax.random.fold_in(key, i), log_w, closest, (n_trials,))
+    cand_d2 = jnp.minimum(closest[None, :], _sq_dist(xs, xs[cand]).T)
+    best = jnp.argmin(cand_d2 @ w)
+    return centers.at[i].set(xs[cand[best]]), cand_d2[best]
+
+  centers, _ = jax.lax.fori_loop(1, n_clusters, step, (centers, closest))
+  return centers + shift[None, :]
+
+
+def kmeans_plusplus(key, x: ArrayLike, n_clusters: int, *, weights: ArrayLike | None = None) -> jax.Array:
+  """k-means++ seeding (greedy, with `2 + log k` candidates per step).
+
+  Args:
+    key: PRNG key.
+    x: `[n, d]` points.
+    n_clusters: number of centres `k` (static).
+    weights: optional `[n]` sample weights.
+
+  Returns:
+    `[k, d]` initial centres, each one of the points.
+  """
+  x = _checks.data(x)
+  n_clusters = _checks.n_components(n_clusters, x.shape[0])
+  w = None if weights is None else _checks.as_weights(weights, x)
+  return _kmeans_plusplus_jit(key, x, w, n_clusters)
+
+
+_kmeans_plusplus_jit = jax.jit(kmeans_plusplus_unchecked, static_argnums=2)
+
+
+class _LloydStats(NamedTuple):
+  counts: jax.Array
+  sums: jax.Array
+  inertia: jax.Array
+
+
+def _lloyd_pass(xs, w, centers, chunk_size):
+  def fn(start, rows):
+    xc, wc = rows
+    d2 = _sq_dist(xc, centers)
+    labels = jnp.argmin(d2, axis=1)
+    one_hot = jax.nn.one_hot(labels, centers.shape[0], dtype=xc.dtype)
+    best = jnp.min(d2, axis=1)
+    if wc is not None:
+      one_hot = one_hot * wc[:, None]
+      best = best * wc
+    return _LloydStats(jnp.sum(one_hot, axis=0), one_hot.T @ xc, jnp.sum(best))
+
+  return _chunking.chunked_reduce(fn, lambda a, b: jax.tree.map(jnp.add, a, b), (xs, w), chunk_size)
+
+
+def _labels(xs, centers, chunk_size):
+  return _chunking.chunked_map(lambda rows: jnp.argmin(_sq_dist(rows[0], centers), axis=1), (xs,), chunk_size)
+
+
+def kmeans_unchecked(key, x, weights, tol, n_clusters: int, max_iter: int, chunk_size: int | None):
+  n, d = x.shape
+  chunk_size = chunk_size or _chunking.default_chunk_size(n, max(n_clusters, d))
+  shift = jnp.mean(x, axis=0)
+  xs = x - shift[None, :]
+  # scikit-learn's tolerance: relative to the mean per-feature variance.
+  tol = tol * jnp.mean(jnp.var(xs, axis=0))
+  centers = kmeans_plusplus_unchecked(key, xs, n_clusters, weights)
+
+  def cond(state):
+    _, n_iter, shift_sq, _ = state
+    return (n_iter < max_iter) & (shift_sq > tol)
+
+  def body(state):
+    centers, n_iter, _, _ = state
+    stats = _lloyd_pass(xs, weights, centers, chunk_size)
+    # An empty cluster keeps its centre.
+    new = jnp.where(stats.counts[:, None] > 0, stats.sums / jnp.maximum(stats.counts, 1e-30)[:, None], centers)
+    return new, n_iter + 1, jnp.sum((new - centers) ** 2), stats.inertia
+
+  inf = jnp.asarray(jnp.inf, x.dtype)
+  centers, n_iter, shift_sq, _ = jax.lax.while_loop(cond, body, (centers, 0, inf, inf))
+  inertia = _lloyd_pass(xs, weights, centers, chunk_size).inertia
+  return KMeansResult(
+      centroids=centers + shift[None, :],
+      labels=_labels(xs, centers, chunk_size),
+      inertia=inertia,
+      n_iter=jnp.asarray(n_iter),
+      converged=shift_sq <= tol,
+  )
+
+
+_kmeans_jit = jax.jit(kmeans_unchecked, static_argnums=(4, 5, 6))
+
+
+def kmeans(
+    key,
+    x: ArrayLike,
+    n_clusters: int,
+    *,
+    max_iter: int = 300,
+    tol: float = 1e-4,
+    weights: ArrayLike | None = None,
+    chunk_size: int | None = None,
+) -> KMeansResult:
+  """Lloyd's k-means from a k-means++ start, as one compiled loop.
+
+  Args:
+    key: PRNG key for the seeding.
+    x: `[n, d]` points.
+    n_clusters: `k` (static).
+    max_iter: maximum Lloyd iterations (static).
+    tol: stop when the squared centre shift is below `tol` times the mean
+      feature variance (scikit-learn's convention); traced.
+    weights: optional `[n]` sample weights.
+    chunk_size: rows per chunk (static); default bounds memory.
+
+  Returns:
+    `KMeansResult`.
+  """
+  x = _checks.data(x)
+  n_clusters = _checks.n_components(n_clusters, x.shape[0])
+  _checks.positive(max_iter, "max_iter")
+  _checks.positive(tol, "tol", allow_zero=True)
+  w = None if weights is None else _checks.as_weights(weights, x)
+  return _kmeans_jit(key, x, w, jnp.asarray(tol, x.dtype), n_clusters, int(max_iter), chunk_size)
+
+
+def _params_from_centers(x, w, centers, covariance_type, reg_covar, chunk_size):
+  """M-step from hard assignment of every point to its nearest centre."""
+  k = centers.shape[0]
+  shift = jnp.mean(centers, axis=0)
+  centers_s = centers - shift[None, :]
+
+  def resp_fn(start, xs, _):
+    labels = jnp.argmin(_sq_dist(xs, centers_s), axis=1)
+    return jax.nn.one_hot(labels, k, dtype=xs.dtype), jnp.zeros(xs.shape[:1], xs.dtype)
+
+  stats = _stats.accumulate(
+      resp_fn, x, w, None, n_components=k, covariance_type=covariance_type, shift=shift, chunk_size=chunk_size
+  )
+  return _stats.params_from_stats(stats, reg_covar)
+
+
+def initial_params(
+    key, x, w, reg_covar, *, n_components: int, covariance_type: str, init: str, chunk_size: int | None
+) -> GMMParams:
+  """Starting parameters for EM by the named method (traced; no checks)."""
+  n = x.shape[0]
+  if init == "kmeans++":
+    centers = kmeans_plusplus_unchecked(key, x, n_components, w)
+  elif init == "kmeans":
+    tol = jnp.asarray(1e-4, x.dtype)
+    centers = kmeans_unchecked(key, x, w, tol, n_components, 300, chunk_size).centroids
+  elif init == "random_from_data":
+    p = None if w is None else w / jnp.sum(w)
+    centers = x[jax.random.choice(key, n, (n_components,), replace=False, p=p)]
+  elif init == "random":
+    shift = jnp.mean(x, axis=0)
+
+    def resp_fn(start, xs, _):
+      u = jax.random.uniform(jax.random.fold_in(key, start), (xs.shape[0], n_components), xs.dtype)
+      return u / jnp.sum(u, axis=1, keepdims=True), jnp.zeros(xs.shape[:1], xs.dtype)
+
+    stats = _stats.accumulate(
+        resp_fn, x, w, None,
+        n_components=n_components, covariance_type=covariance_type, shift=shift, chunk_size=chunk_size,
+    )
+    return _stats.params_from_stats(stats, reg_covar)
+  else:
+    raise ValueError(f"init must be one of {INITS}, got {init!r}")
+  return _params_from_centers(x, w, centers, covariance_type, reg_covar, chunk_size)

@@ -1,0 +1,77 @@
+"""Conversions between covariances, precisions and precision Cholesky factors.
+
+Shapes follow scikit-learn: full `[k, d, d]`, tied `[d, d]`, diag `[k, d]`,
+spherical `[k]`. A precision Cholesky factor `U` is upper triangular with
+`precision = U @ U.T`, so `U = inv(L).T` where `L = cholesky(covariance)`.
+"""
+
+import jax
+import jax.numpy as jnp
+from jax.scipy.linalg import solve_triangular
+
+
+def _matrix_precision_cholesky(cov: jax.Array) -> jax.Array:
+  """`[..., d, d]` covariance -> upper-triangular precision Cholesky factor.
+
+  Matrices that round-off left indefinite (a failed Cholesky gives NaN) are
+  retried with a diagonal load of `10 d eps` times their mean variance, the size
+  of the error a float Cholesky can make, so a regularised covariance never
+  yields NaN. The retry runs only when some factorisation failed.
+  """
+  d = cov.shape[-1]
+  eye = jnp.broadcast_to(jnp.eye(d, dtype=cov.dtype), cov.shape)
+  chol = jnp.linalg.cholesky(cov)
+  bad = ~jnp.all(jnp.isfinite(chol), axis=(-2, -1), keepdims=True)
+
+  def retry(chol):
+    finfo = jnp.finfo(cov.dtype)
+    scale = jnp.trace(cov, axis1=-2, axis2=-1)[..., None, None] / d
+    load = jnp.maximum(scale, finfo.tiny) * (10 * d * finfo.eps)
+    loaded = jnp.linalg.cholesky(cov + load * eye)
+    # Last resort: the diagonal alone, always positive once regularised.
+    diag = jnp.sqrt(jnp.maximum(jnp.diagonal(cov, axis1=-2, axis2=-1), finfo.tiny))
+    diag = diag[..., :, None] * eye
+    loaded = jnp.where(jnp.all(jnp.isfinite(loaded), axis=(-2, -1), keepdims=True), loaded, diag)
+    return jnp.where(bad, loaded, chol)
+
+  chol = jax.lax.cond(jnp.any(bad), retry, lambda c: c, chol)
+  return jnp.swapaxes(solve_triangular(chol, eye, lower=True), -1, -2)
+
+
+def precision_cholesky(covariances: jax.Array, covariance_type: str) -> jax.Array:
+  if covariance_type in ("full", "tied"):
+    return _matrix_precision_cholesky(covariances)
+  return jax.lax.rsqrt(covariances)
+
+
+def cholesky_of_precisions(precisions: jax.Array, covariance_type: str) -> jax.Array:
+  if covariance_type in ("full", "tied"):
+    # U with P = U U^T, U upper: the lower Cholesky factor of P, transposed in
+    # reversed index order, is upper; cheaper: U = flip(chol(flip(P))).
+    flipped = jnp.flip(precisions, axis=(-2, -1))
+    return jnp.flip(jnp.linalg.cholesky(flipped), axis=(-2, -1))
+  return jnp.sqrt(precisions)
+
+
+def precisions_from_cholesky(prec_chol: jax.Array, covariance_type: str) -> jax.Array:
+  if covariance_type in ("full", "tied"):
+    return prec_chol @ jnp.swapaxes(prec_chol, -1, -2)
+  return prec_chol**2
+
+
+def covariances_from_cholesky(prec_chol: jax.Array, covariance_type: str) -> jax.Array:
+  if covariance_type in ("full", "tied"):
+    # cov = inv(U U^T) = inv(U)^T inv(U), with inv(U) by a triangular solve.
+    eye = jnp.broadcast_to(jnp.eye(prec_chol.shape[-1], dtype=prec_chol.dtype), prec_chol.shape)
+    inv_u = solve_triangular(prec_chol, eye, lower=False)
+    return jnp.swapaxes(inv_u, -1, -2) @ inv_u
+  return 1.0 / prec_chol**2
+
+
+def log_det_cholesky(prec_chol: jax.Array, covariance_type: str, n_features: int) -> jax.Array:
+  """log |U| per component: `[k]` (tied: `[]`)."""
+  if covariance_type in ("full", "tied"):
+    return jnp.sum(jnp.log(jnp.diagonal(prec_chol, axis1=-2, axis2=-1)), axis=-1)
+  if covariance_type == "diag":
+    return jnp.sum(jnp.log(prec_chol), axis=-1)
+  return n_features * jnp.log(prec_chol)

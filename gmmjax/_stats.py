@@ -1,0 +1,243 @@
+"""Sufficient statistics of a mixture as a value: compute, merge, turn into params.
+
+Statistics hold per-component counts, means and *centred* second moments, and
+merge with Chan et al.'s pairwise update, so float32 sums over millions of rows
+stay accurate (raw second moments minus squared means is the cancellation that
+makes variances negative, scikit-learn #30382). Within a chunk the moments are
+taken about a shift near the data mean, which bounds that cancellation to the
+chunk's own spread. Every EM pass, exact or streamed, sharded or online, is
+`params_from_stats(merge(...suff_stats(chunk)...))`.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import jax
+import jax.numpy as jnp
+from jax.typing import ArrayLike
+
+from . import _checks, _chunking, _linalg
+from ._logprob import component_log_prob_fn, model_mean
+from ._types import GMMParams, _pytree_dataclass, check_covariance_type
+
+
+@_pytree_dataclass
+class SuffStats:
+  """Weighted sufficient statistics of data under a mixture's responsibilities.
+
+  Attributes:
+    counts: `[k]` sum of weight * responsibility per component.
+    means: `[k, d]` responsibility-weighted means.
+    m2: centred second moments: full `[k, d, d]`, tied `[d, d]` (pooled within
+      components), diag and spherical `[k, d]` (diagonals).
+    log_likelihood: `[]` weighted sum of log p(x_i) under the parameters that
+      produced the responsibilities (0 when they were given).
+    total_weight: `[]` sum of sample weights.
+    covariance_type: static.
+  """
+
+  counts: jax.Array
+  means: jax.Array
+  m2: jax.Array
+  log_likelihood: jax.Array
+  total_weight: jax.Array
+  covariance_type: str = "full"
+
+
+def _outer_sum(coef: jax.Array, u: jax.Array, covariance_type: str) -> jax.Array:
+  """sum_k coef_k u_k u_k^T in the layout of `m2` for the type."""
+  if covariance_type == "full":
+    return coef[:, None, None] * u[:, :, None] * u[:, None, :]
+  if covariance_type == "tied":
+    return jnp.einsum("k,kd,ke->de", coef, u, u)
+  return coef[:, None] * u * u
+
+
+def _safe_div(a: jax.Array, b: jax.Array) -> jax.Array:
+  return jnp.where(b > 0, a / jnp.where(b > 0, b, 1), 0)
+
+
+def chunk_stats(
+    xs: jax.Array,
+    resp: jax.Array,
+    shift: jax.Array,
+    covariance_type: str,
+    log_likelihood: jax.Array,
+    total_weight: jax.Array,
+) -> SuffStats:
+  """Statistics of one chunk.
+
+  Args:
+    xs: `[c, d]` rows minus `shift`.
+    resp: `[c, k]` responsibilities times sample weights.
+    shift: `[d]` the shift subtracted from the rows.
+    covariance_type: static.
+    log_likelihood, total_weight: `[]` sums carried into the result.
+  """
+  c, d = xs.shape
+  k = resp.shape[1]
+  counts = jnp.sum(resp, axis=0)
+  mean_s = _safe_div(resp.T @ xs, counts[:, None])
+  if covariance_type == "full":
+    # One [d, c] x [c, k*d] GEMM for all components' scatter matrices.
+    weighted = (resp[:, :, None] * xs[:, None, :]).reshape(c, k * d)
+    s2 = jnp.transpose((xs.T @ weighted).reshape(d, k, d), (1, 0, 2))
+  elif covariance_type == "tied":
+    s2 = xs.T @ (jnp.sum(resp, axis=1, keepdims=True) * xs)
+  else:
+    s2 = resp.T @ (xs * xs)
+  m2 = s2 - _outer_sum(counts, mean_s, covariance_type)
+  return SuffStats(
+      counts=counts,
+      means=mean_s + shift[None, :],
+      m2=m2,
+      log_likelihood=log_likelihood,
+      total_weight=total_weight,
+      covariance_type=covariance_type,
+  )
+
+
+def merge(a: SuffStats, b: SuffStats) -> SuffStats:
+  """Exact statistics of the union of two disjoint sets of rows (Chan et al.)."""
+  counts = a.counts + b.counts
+  delta = b.means - a.means
+  frac_b = _safe_div(b.counts, counts)
+  coef = _safe_div(a.counts * b.counts, counts)
+  return SuffStats(
+      counts=counts,
+      means=a.means + frac_b[:, None] * delta,
+      m2=a.m2 + b.m2 + _outer_sum(coef, delta, a.covariance_type),
+      log_likelihood=a.log_likelihood + b.log_likelihood,
+      total_weight=a.total_weight + b.total_weight,
+      covariance_type=a.covariance_type,
+  )
+
+
+RespFn = Callable[[jax.Array, jax.Array, jax.Array | None], tuple[jax.Array, jax.Array]]
+
+
+def accumulate(
+    resp_fn: RespFn,
+    x: jax.Array,
+    weights: jax.Array | None,
+    extra: jax.Array | None,
+    *,
+    n_components: int,
+    covariance_type: str,
+    shift: jax.Array,
+    chunk_size: int | None,
+) -> SuffStats:
+  """One chunked pass over `x`, merging `chunk_stats` of every chunk.
+
+  `resp_fn(start, xs, extra_chunk) -> (resp [c, k], log_lik [c])` gives the
+  responsibilities of the shifted chunk `xs` whose first row is `start`.
+  """
+  n, d = x.shape
+  width = n_components * d if covariance_type == "full" else max(n_components, d)
+  if chunk_size is None:
+    chunk_size = _chunking.default_chunk_size(n, width)
+
+  def fn(start, rows):
+    xc, wc, ec = rows
+    xs = xc - shift[None, :]
+    resp, ll = resp_fn(start, xs, ec)
+    if wc is None:
+      total = jnp.asarray(xc.shape[0], x.dtype)
+    else:
+      resp = resp * wc[:, None]
+      ll = ll * wc
+      total = jnp.sum(wc)
+    return chunk_stats(xs, resp, shift, covariance_type, jnp.sum(ll), total)
+
+  return _chunking.chunked_reduce(fn, merge, (x, weights, extra), chunk_size)
+
+
+def suff_stats_unchecked(
+    params: GMMParams,
+    x: jax.Array,
+    weights: jax.Array | None = None,
+    chunk_size: int | None = None,
+) -> SuffStats:
+  shift = jax.lax.stop_gradient(model_mean(params))
+  log_prob_fn = component_log_prob_fn(params, shift)
+
+  def resp_fn(start, xs, _):
+    lp = log_prob_fn(xs)
+    ll = jax.nn.logsumexp(lp, axis=-1)
+    return jnp.exp(lp - ll[:, None]), ll
+
+  return accumulate(
+      resp_fn,
+      x,
+      weights,
+      None,
+      n_components=params.means.shape[0],
+      covariance_type=params.covariance_type,
+      shift=shift,
+      chunk_size=chunk_size,
+  )
+
+
+def suff_stats(
+    params: GMMParams,
+    x: ArrayLike,
+    weights: ArrayLike | None = None,
+    *,
+    chunk_size: int | None = None,
+) -> SuffStats:
+  """E-step statistics of `x` under `params`, in one chunked pass.
+
+  Args:
+    params: mixture parameters.
+    x: `[n, d]` points.
+    weights: optional `[n]` non-negative sample weights.
+    chunk_size: rows per chunk (static); default bounds memory per chunk.
+
+  Returns:
+    `SuffStats`; `merge` them across batches, devices or hosts, then call
+    `params_from_stats` for the M-step.
+  """
+  _checks.params(params)
+  x = _checks.as_points(x, params)
+  w = None if weights is None else _checks.as_weights(weights, x)
+  return suff_stats_unchecked(params, x, w, chunk_size)
+
+
+def params_from_stats(stats: SuffStats, reg_covar: ArrayLike = 1e-6) -> GMMParams:
+  """M-step: maximum-likelihood parameters from statistics.
+
+  Matches scikit-learn's M-step, including its `10 * eps` added to the counts
+  so an empty component gets a finite mean and a `reg_covar` covariance.
+
+  Args:
+    stats: merged `SuffStats`.
+    reg_covar: `[]` non-negative value added to covariance diagonals.
+
+  Returns:
+    `GMMParams` of the same covariance type.
+  """
+  cov_type = stats.covariance_type
+  check_covariance_type(cov_type)
+  dtype = stats.means.dtype
+  reg = jnp.asarray(reg_covar, dtype)
+  nk = stats.counts + 10 * jnp.finfo(dtype).eps
+  weights = nk / jnp.sum(nk)
+  means = stats.means * (stats.counts / nk)[:, None]
+  d = means.shape[-1]
+  if cov_type == "full":
+    cov = stats.m2 / nk[:, None, None]
+    cov = 0.5 * (cov + jnp.swapaxes(cov, -1, -2)) + reg * jnp.eye(d, dtype=dtype)
+  elif cov_type == "tied":
+    cov = stats.m2 / jnp.sum(nk)
+    cov = 0.5 * (cov + cov.T) + reg * jnp.eye(d, dtype=dtype)
+  elif cov_type == "diag":
+    cov = jnp.maximum(stats.m2 / nk[:, None], 0) + reg
+  else:
+    cov = jnp.mean(jnp.maximum(stats.m2 / nk[:, None], 0), axis=-1) + reg
+  return GMMParams(
+      weights=weights,
+      means=means,
+      precisions_cholesky=_linalg.precision_cholesky(cov, cov_type),
+      covariance_type=cov_type,
+  )

@@ -1,0 +1,25 @@
+"""Strict JAX settings for the whole suite.
+
+float64 is enabled so oracle comparisons can be exact; float32 paths are tested
+by passing float32 arrays explicitly. Rank promotion raises, so the library
+never relies on implicit broadcasting between arrays of different rank.
+"""
+
+import os
+
+os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
+
+import jax  # noqa: E402
+import pytest  # noqa: E402
+from hypothesis import settings  # noqa: E402
+
+jax.config.update("jax_enable_x64", True)
+jax.config.update("jax_numpy_rank_promotion", "raise")
+
+settings.register_profile("default", deadline=None, max_examples=15, derandomize=True)
+settings.load_profile("default")
+
+
+@pytest.fixture
+def key():
+  return jax.random.key(0)
