@@ -22,14 +22,19 @@ def _float_array(a: ArrayLike, name: str) -> jax.Array:
     a = np.asarray(a)
     if a.dtype.kind not in "biuf":
       raise ValueError(f"{name} must be numeric, got dtype {a.dtype}")
+  # Host arrays are checked on the host: no device round trip, nothing compiled.
+  _check_finite(a, name)
   a = jnp.asarray(a)
   if not jnp.issubdtype(a.dtype, jnp.floating):
     a = a.astype(jnp.result_type(float))
   return a
 
 
-def _check_finite(a: jax.Array, name: str) -> None:
-  if _is_concrete(a) and not bool(jnp.all(jnp.isfinite(a))):
+def _check_finite(a, name: str) -> None:
+  if not _is_concrete(a):
+    return
+  ok = np.all(np.isfinite(a)) if isinstance(a, np.ndarray) else jnp.all(jnp.isfinite(a))
+  if not bool(ok):
     raise ValueError(f"{name} contains NaN or infinity")
 
 
@@ -40,7 +45,6 @@ def data(x: ArrayLike, name: str = "x") -> jax.Array:
     raise ValueError(f"{name} must have shape [n_samples, n_features], got {x.shape}")
   if x.shape[0] < 1 or x.shape[1] < 1:
     raise ValueError(f"{name} must be non-empty, got shape {x.shape}")
-  _check_finite(x, name)
   return x
 
 
@@ -58,7 +62,6 @@ def as_weights(weights: ArrayLike, x: jax.Array) -> jax.Array:
   if w.shape != x.shape[:1]:
     raise ValueError(f"weights must have shape {x.shape[:1]}, got {w.shape}")
   if _is_concrete(w):
-    _check_finite(w, "weights")
     if bool(jnp.any(w < 0)):
       raise ValueError("weights must be non-negative")
     if not bool(jnp.sum(w) > 0):

@@ -91,7 +91,7 @@ def kmeans_plusplus(key, x: ArrayLike, n_clusters: int, *, weights: ArrayLike | 
   x = _checks.data(x)
   n_clusters = _checks.n_components(n_clusters, x.shape[0])
   w = None if weights is None else _checks.as_weights(weights, x)
-  return _kmeans_plusplus_jit(key, x, w, n_clusters)
+  return _kmeans_plusplus_jit(key, x, n_clusters, w)
 
 
 _kmeans_plusplus_jit = jax.jit(kmeans_plusplus_unchecked, static_argnums=2)

@@ -227,7 +227,7 @@ def params_from_stats(stats: SuffStats, reg_covar: ArrayLike = 1e-6) -> GMMParam
   d = means.shape[-1]
   if cov_type == "full":
     cov = stats.m2 / nk[:, None, None]
-    cov = 0.5 * (cov + jnp.swapaxes(cov, -1, -2)) + reg * jnp.eye(d, dtype=dtype)
+    cov = 0.5 * (cov + jnp.swapaxes(cov, -1, -2)) + reg * jnp.eye(d, dtype=dtype)[None]
   elif cov_type == "tied":
     cov = stats.m2 / jnp.sum(nk)
     cov = 0.5 * (cov + cov.T) + reg * jnp.eye(d, dtype=dtype)

@@ -1,0 +1,54 @@
+"""Shared test data: random mixture parameters and data drawn from them."""
+
+import jax.numpy as jnp
+import numpy as np
+
+import gmmjax
+
+
+def random_covariances(rng, k, d, covariance_type):
+  if covariance_type == "full":
+    a = rng.standard_normal((k, d, d))
+    return a @ np.swapaxes(a, -1, -2) / d + 0.5 * np.eye(d)[None]
+  if covariance_type == "tied":
+    a = rng.standard_normal((d, d))
+    return a @ a.T / d + 0.5 * np.eye(d)
+  if covariance_type == "diag":
+    return rng.uniform(0.3, 2.0, (k, d))
+  return rng.uniform(0.3, 2.0, (k,))
+
+
+def random_params(seed, k, d, covariance_type, spread=4.0, dtype=np.float64):
+  rng = np.random.default_rng(seed)
+  weights = rng.dirichlet(np.full(k, 5.0))
+  means = rng.standard_normal((k, d)) * spread
+  cov = random_covariances(rng, k, d, covariance_type)
+  return gmmjax.GMMParams.from_covariances(
+      jnp.asarray(weights, dtype), jnp.asarray(means, dtype), jnp.asarray(cov, dtype), covariance_type
+  )
+
+
+def full_covariances(params):
+  """`[k, d, d]` covariance matrices for any covariance type."""
+  cov = np.asarray(params.covariances)
+  k, d = params.means.shape
+  if params.covariance_type == "full":
+    return cov
+  if params.covariance_type == "tied":
+    return np.broadcast_to(cov, (k, d, d))
+  if params.covariance_type == "diag":
+    return np.stack([np.diag(c) for c in cov])
+  return cov[:, None, None] * np.eye(d)[None]
+
+
+def mixture_data(seed, params, n):
+  """`[n, d]` float64 samples of a mixture, drawn with numpy."""
+  rng = np.random.default_rng(seed)
+  k, d = params.means.shape
+  z = rng.choice(k, size=n, p=np.asarray(params.weights) / np.sum(params.weights))
+  cov = full_covariances(params)
+  x = np.empty((n, d))
+  for j in range(k):
+    idx = z == j
+    x[idx] = rng.multivariate_normal(np.asarray(params.means[j]), cov[j], size=idx.sum())
+  return x, z

@@ -1,0 +1,152 @@
+"""EM against scikit-learn from the same start, and weighted-data identities."""
+
+import warnings
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.mixture import GaussianMixture
+
+import gmmjax
+from helpers import mixture_data, random_params
+
+TYPES = gmmjax.COVARIANCE_TYPES
+
+
+def _sklearn_from(params, reg_covar, **kwargs):
+  return GaussianMixture(
+      n_components=params.means.shape[0],
+      covariance_type=params.covariance_type,
+      weights_init=np.asarray(params.weights),
+      means_init=np.asarray(params.means),
+      precisions_init=np.asarray(params.precisions),
+      reg_covar=reg_covar,
+      **kwargs,
+  )
+
+
+def _start(covariance_type, seed=0, k=4, d=3, n=600):
+  truth = random_params(seed, k, d, covariance_type, spread=3.0)
+  x, _ = mixture_data(seed + 1, truth, n)
+  start = random_params(seed + 2, k, d, covariance_type, spread=3.0)
+  return x, start
+
+
+def _assert_params_close(params, sk, rtol):
+  np.testing.assert_allclose(params.weights, sk.weights_, rtol=rtol)
+  np.testing.assert_allclose(params.means, sk.means_, rtol=rtol, atol=1e-12)
+  np.testing.assert_allclose(params.covariances, sk.covariances_, rtol=rtol, atol=1e-12)
+  np.testing.assert_allclose(params.precisions_cholesky, sk.precisions_cholesky_, rtol=rtol, atol=1e-10)
+
+
+@pytest.mark.parametrize("covariance_type", TYPES)
+def test_one_em_step_matches_sklearn(covariance_type):
+  x, start = _start(covariance_type)
+  with warnings.catch_warnings():
+    warnings.simplefilter("ignore", ConvergenceWarning)
+    sk = _sklearn_from(start, 1e-4, max_iter=1).fit(x)
+  params, mean_ll = gmmjax.em_step(start, x, reg_covar=1e-4)
+  _assert_params_close(params, sk, rtol=1e-6)
+  np.testing.assert_allclose(mean_ll, sk.lower_bound_, rtol=1e-12)
+
+
+@pytest.mark.parametrize("covariance_type", TYPES)
+def test_e_and_m_steps_match_sklearn(covariance_type):
+  x, start = _start(covariance_type, seed=10)
+  sk = _sklearn_from(start, 1e-6, max_iter=1)
+  sk._initialize_parameters(x, np.random.RandomState(0))
+  sk_ll, sk_log_resp = sk._e_step(x)
+  ll, log_resp = gmmjax.e_step(start, x)
+  np.testing.assert_allclose(ll, sk_ll, rtol=1e-12)
+  np.testing.assert_allclose(log_resp, sk_log_resp, rtol=1e-9, atol=1e-9)
+  sk._m_step(x, sk_log_resp)
+  params = gmmjax.m_step(x, log_resp, covariance_type=covariance_type, reg_covar=1e-6)
+  _assert_params_close(params, sk, rtol=1e-6)
+
+
+@pytest.mark.parametrize("covariance_type", TYPES)
+def test_full_fit_matches_sklearn(covariance_type):
+  x, start = _start(covariance_type, seed=20, n=1000)
+  sk = _sklearn_from(start, 1e-6, max_iter=200, tol=1e-6).fit(x)
+  result = gmmjax.fit(
+      jax.random.key(0), x, 4, covariance_type=covariance_type, init_params=start, max_iter=200, tol=1e-6
+  )
+  assert bool(result.converged) and sk.converged_
+  assert int(result.n_iter) == sk.n_iter_
+  np.testing.assert_allclose(result.log_likelihood, sk.lower_bound_, rtol=1e-8)
+  np.testing.assert_allclose(result.log_likelihood_trace[: sk.n_iter_], sk.lower_bounds_, rtol=1e-8)
+  assert np.all(np.isnan(result.log_likelihood_trace[sk.n_iter_ :]))
+  _assert_params_close(result.params, sk, rtol=1e-6)
+
+
+@pytest.mark.parametrize("covariance_type", TYPES)
+def test_integer_weights_equal_repeated_rows(covariance_type):
+  x, start = _start(covariance_type, seed=30, n=300)
+  counts = np.random.default_rng(0).integers(0, 4, size=len(x))
+  weighted, ll_w = gmmjax.em_step(start, x, reg_covar=1e-6, weights=counts.astype(float))
+  repeated, ll_r = gmmjax.em_step(start, np.repeat(x, counts, axis=0), reg_covar=1e-6)
+  np.testing.assert_allclose(ll_w, ll_r, rtol=1e-12)
+  for a, b in zip(jax.tree.leaves(weighted), jax.tree.leaves(repeated)):
+    np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-12)
+
+
+@pytest.mark.parametrize("covariance_type", TYPES)
+def test_chunk_size_does_not_change_the_fit(covariance_type):
+  x, start = _start(covariance_type, seed=40, n=1003)
+  one = gmmjax.fit(jax.random.key(0), x, 4, covariance_type=covariance_type, init_params=start, chunk_size=1003)
+  many = gmmjax.fit(jax.random.key(0), x, 4, covariance_type=covariance_type, init_params=start, chunk_size=64)
+  assert int(one.n_iter) == int(many.n_iter)
+  for a, b in zip(jax.tree.leaves(one), jax.tree.leaves(many)):
+    np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-12)
+
+
+@pytest.mark.parametrize("init", ["kmeans++", "kmeans", "random_from_data"])
+def test_inits_find_separated_clusters(init):
+  truth = random_params(50, 3, 2, "full", spread=10.0)
+  x, z = mixture_data(51, truth, 900)
+  result = gmmjax.fit(jax.random.key(1), x, 3, init=init, n_init=3)
+  assert bool(result.converged)
+  # Within a small margin of the likelihood at the true parameters.
+  assert float(result.log_likelihood) > float(jnp.mean(gmmjax.log_prob(truth, x))) - 0.02
+  from sklearn.metrics import adjusted_rand_score
+
+  oracle = adjusted_rand_score(z, np.asarray(gmmjax.predict(truth, x)))
+  assert adjusted_rand_score(z, np.asarray(gmmjax.predict(result.params, x))) > oracle - 0.01
+
+
+def test_random_init_starts_near_the_data_mean():
+  # Uniform random responsibilities (scikit-learn's "random") start every
+  # component near the global mean: a valid, if slow, start.
+  truth = random_params(52, 3, 2, "full", spread=10.0)
+  x, _ = mixture_data(53, truth, 500)
+  result = gmmjax.fit(jax.random.key(0), x, 3, init="random", max_iter=5, tol=0.0)
+  np.testing.assert_allclose(result.params.means, np.broadcast_to(x.mean(0), (3, 2)), atol=1.0)
+  assert np.all(np.diff(np.asarray(result.log_likelihood_trace)) >= -1e-12)
+
+
+def test_n_init_keeps_the_best_restart():
+  truth = random_params(60, 5, 2, "full", spread=3.0)
+  x, _ = mixture_data(61, truth, 500)
+  keys = jax.random.split(jax.random.key(3), 4)
+  best = gmmjax.fit(jax.random.key(3), x, 5, n_init=4, init="random")
+  singles = [float(gmmjax.fit(k, x, 5, init="random").log_likelihood) for k in keys]
+  np.testing.assert_allclose(float(best.log_likelihood), max(singles), rtol=1e-10)
+
+
+@pytest.mark.parametrize("covariance_type", TYPES)
+def test_float32_fit(covariance_type):
+  truth = random_params(70, 3, 4, covariance_type, spread=5.0)
+  x, _ = mixture_data(71, truth, 2000)
+  r64 = gmmjax.fit(jax.random.key(0), x, 3, covariance_type=covariance_type, init_params=truth)
+  r32 = gmmjax.fit(
+      jax.random.key(0),
+      x.astype(np.float32),
+      3,
+      covariance_type=covariance_type,
+      init_params=jax.tree.map(lambda a: a.astype(jnp.float32), truth),
+  )
+  assert r32.params.means.dtype == jnp.float32
+  np.testing.assert_allclose(r32.log_likelihood, r64.log_likelihood, rtol=1e-5)
+  np.testing.assert_allclose(r32.params.means, r64.params.means, rtol=1e-3, atol=1e-3)
