@@ -10,7 +10,7 @@ import jax
 import jax.numpy as jnp
 from jax.typing import ArrayLike
 
-from . import _checks, _chunking, _stats
+from . import _checks, _chunking, _linalg, _stats
 from ._types import GMMParams
 
 INITS = ("kmeans++", "kmeans", "random", "random_from_data")
@@ -38,7 +38,7 @@ def _sq_dist(xs: jax.Array, centers: jax.Array) -> jax.Array:
   """`[c, k]` squared distances; GEMM form, clamped against round-off."""
   d2 = (
       jnp.sum(xs * xs, axis=1, keepdims=True)
-      - 2 * xs @ centers.T
+      - 2 * _linalg.mm(xs, centers.T)
       + jnp.sum(centers * centers, axis=1)[None, :]
   )
   return jnp.maximum(d2, 0)
@@ -69,7 +69,7 @@ def kmeans_plusplus_unchecked(key, x, n_clusters: int, weights=None) -> jax.Arra
     centers, closest = carry
     cand = _sample_index(jax.random.fold_in(key, i), log_w, closest, (n_trials,))
     cand_d2 = jnp.minimum(closest[None, :], _sq_dist(xs, xs[cand]).T)
-    best = jnp.argmin(cand_d2 @ w)
+    best = jnp.argmin(_linalg.mm(cand_d2, w))
     return centers.at[i].set(xs[cand[best]]), cand_d2[best]
 
   centers, _ = jax.lax.fori_loop(1, n_clusters, step, (centers, closest))
@@ -113,7 +113,7 @@ def _lloyd_pass(xs, w, centers, chunk_size):
     if wc is not None:
       one_hot = one_hot * wc[:, None]
       best = best * wc
-    return _LloydStats(jnp.sum(one_hot, axis=0), one_hot.T @ xc, jnp.sum(best))
+    return _LloydStats(jnp.sum(one_hot, axis=0), _linalg.mm(one_hot.T, xc), jnp.sum(best))
 
   return _chunking.chunked_reduce(fn, lambda a, b: jax.tree.map(jnp.add, a, b), (xs, w), chunk_size)
 

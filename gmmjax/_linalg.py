@@ -9,6 +9,15 @@ import jax
 import jax.numpy as jnp
 from jax.scipy.linalg import solve_triangular
 
+# GPUs default float32 matmuls to TF32 (10-bit mantissa); EM statistics need
+# full float32, so every GEMM on data asks for it. CPUs are unaffected.
+PRECISION = jax.lax.Precision.HIGHEST
+
+
+def mm(a: jax.Array, b: jax.Array) -> jax.Array:
+  """Matrix product at full precision."""
+  return jnp.matmul(a, b, precision=PRECISION)
+
 
 def _matrix_precision_cholesky(cov: jax.Array) -> jax.Array:
   """`[..., d, d]` covariance -> upper-triangular precision Cholesky factor.

@@ -20,7 +20,7 @@ LogProbFn = Callable[[jax.Array], jax.Array]
 
 def model_mean(params: GMMParams) -> jax.Array:
   """`[d]` mean of the mixture; a shift that keeps float32 sums well scaled."""
-  return params.weights @ params.means
+  return _linalg.mm(params.weights, params.means)
 
 
 def component_log_prob_fn(params: GMMParams, shift: jax.Array) -> LogProbFn:
@@ -44,19 +44,19 @@ def component_log_prob_fn(params: GMMParams, shift: jax.Array) -> LogProbFn:
   if cov_type == "full":
     # All k whitening maps in one [d, k*d] matrix: one GEMM per chunk.
     stacked = jnp.transpose(prec, (1, 0, 2)).reshape(d, k * d)
-    offsets = jnp.einsum("kd,kde->ke", means, prec)
+    offsets = jnp.einsum("kd,kde->ke", means, prec, precision=_linalg.PRECISION)
 
     def f(xs):
-      y = (xs @ stacked).reshape(xs.shape[0], k, d) - offsets[None]
+      y = _linalg.mm(xs, stacked).reshape(xs.shape[0], k, d) - offsets[None]
       return const[None, :] - 0.5 * jnp.sum(y * y, axis=-1)
 
   elif cov_type == "tied":
-    white_means = means @ prec
+    white_means = _linalg.mm(means, prec)
     sq_means = jnp.sum(white_means**2, axis=-1)
 
     def f(xs):
-      y = xs @ prec
-      maha = jnp.sum(y * y, axis=-1, keepdims=True) - 2 * y @ white_means.T + sq_means[None, :]
+      y = _linalg.mm(xs, prec)
+      maha = jnp.sum(y * y, axis=-1, keepdims=True) - 2 * _linalg.mm(y, white_means.T) + sq_means[None, :]
       return const[None, :] - 0.5 * jnp.maximum(maha, 0)
 
   elif cov_type == "diag":
@@ -65,7 +65,7 @@ def component_log_prob_fn(params: GMMParams, shift: jax.Array) -> LogProbFn:
     sq_means = jnp.sum(means * lin, axis=-1)
 
     def f(xs):
-      maha = (xs * xs) @ prec2.T - 2 * xs @ lin.T + sq_means[None, :]
+      maha = _linalg.mm(xs * xs, prec2.T) - 2 * _linalg.mm(xs, lin.T) + sq_means[None, :]
       return const[None, :] - 0.5 * jnp.maximum(maha, 0)
 
   else:  # spherical
@@ -73,7 +73,7 @@ def component_log_prob_fn(params: GMMParams, shift: jax.Array) -> LogProbFn:
     sq_means = jnp.sum(means**2, axis=-1)
 
     def f(xs):
-      sq_dist = jnp.sum(xs * xs, axis=-1, keepdims=True) - 2 * xs @ means.T + sq_means[None, :]
+      sq_dist = jnp.sum(xs * xs, axis=-1, keepdims=True) - 2 * _linalg.mm(xs, means.T) + sq_means[None, :]
       return const[None, :] - 0.5 * prec2[None, :] * jnp.maximum(sq_dist, 0)
 
   return f

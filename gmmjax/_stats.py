@@ -78,15 +78,15 @@ def chunk_stats(
   c, d = xs.shape
   k = resp.shape[1]
   counts = jnp.sum(resp, axis=0)
-  mean_s = _safe_div(resp.T @ xs, counts[:, None])
+  mean_s = _safe_div(_linalg.mm(resp.T, xs), counts[:, None])
   if covariance_type == "full":
     # One [d, c] x [c, k*d] GEMM for all components' scatter matrices.
     weighted = (resp[:, :, None] * xs[:, None, :]).reshape(c, k * d)
-    s2 = jnp.transpose((xs.T @ weighted).reshape(d, k, d), (1, 0, 2))
+    s2 = jnp.transpose(_linalg.mm(xs.T, weighted).reshape(d, k, d), (1, 0, 2))
   elif covariance_type == "tied":
-    s2 = xs.T @ (jnp.sum(resp, axis=1, keepdims=True) * xs)
+    s2 = _linalg.mm(xs.T, jnp.sum(resp, axis=1, keepdims=True) * xs)
   else:
-    s2 = resp.T @ (xs * xs)
+    s2 = _linalg.mm(resp.T, xs * xs)
   m2 = s2 - _outer_sum(counts, mean_s, covariance_type)
   return SuffStats(
       counts=counts,

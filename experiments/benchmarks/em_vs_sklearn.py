@@ -1,0 +1,116 @@
+"""Seconds per EM iteration: gmmjax against scikit-learn, measured in one run.
+
+Run:  python experiments/benchmarks/em_vs_sklearn.py
+      python experiments/benchmarks/em_vs_sklearn.py --sizes 20000,16,8 --types full   # quick
+
+Prints, per (n, d, k, covariance type): seconds per iteration of both, the
+speed-up, and gmmjax's GFLOP/s against this machine's `jax.jit(jnp.dot)`
+float32 GFLOP/s (full covariance counts 4 n k d^2 flops per iteration: the
+E-step and M-step GEMMs).
+"""
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from sklearn.mixture import GaussianMixture
+
+import gmmjax
+
+
+def matmul_gflops(size: int = 4096, repeats: int = 5) -> float:
+  a = jnp.asarray(np.random.default_rng(0).standard_normal((size, size)), jnp.float32)
+  dot = jax.jit(jnp.dot)
+  dot(a, a).block_until_ready()
+  best = np.inf
+  for _ in range(repeats):
+    t0 = time.perf_counter()
+    dot(a, a).block_until_ready()
+    best = min(best, time.perf_counter() - t0)
+  return 2 * size**3 / best / 1e9
+
+
+def make_data(n, d, k, seed=0):
+  rng = np.random.default_rng(seed)
+  centers = rng.standard_normal((k, d)) * 3
+  labels = rng.integers(0, k, n)
+  scales = rng.uniform(0.5, 1.5, (k, 1))
+  return (centers[labels] + rng.standard_normal((n, d)) * scales[labels]).astype(np.float32)
+
+
+def time_gmmjax(x, start, iters):
+  run = lambda: gmmjax.fit(
+      jax.random.key(0), x, start.means.shape[0], covariance_type=start.covariance_type,
+      init_params=start, max_iter=iters, tol=0.0,
+  )
+  jax.block_until_ready(run())  # compile
+  t0 = time.perf_counter()
+  result = jax.block_until_ready(run())
+  return (time.perf_counter() - t0) / int(result.n_iter)
+
+
+def time_sklearn(x, start, iters):
+  """Per-iteration time from fits of 1 and 1 + iters iterations: the difference
+  cancels scikit-learn's set-up and its final E-step."""
+  import warnings
+
+  from sklearn.exceptions import ConvergenceWarning
+
+  def fit_seconds(max_iter):
+    gm = GaussianMixture(
+        start.means.shape[0], covariance_type=start.covariance_type, init_params="random_from_data",
+        weights_init=np.asarray(start.weights), means_init=np.asarray(start.means),
+        precisions_init=np.asarray(start.precisions), reg_covar=1e-6, max_iter=max_iter, tol=0.0,
+        random_state=0,
+    )
+    with warnings.catch_warnings():
+      warnings.simplefilter("ignore", ConvergenceWarning)
+      t0 = time.perf_counter()
+      gm.fit(x)
+      return time.perf_counter() - t0
+
+  return (fit_seconds(1 + iters) - fit_seconds(1)) / iters
+
+
+def main():
+  parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+  parser.add_argument("--sizes", default="100000,32,16;200000,64,32", help="n,d,k;n,d,k;...")
+  parser.add_argument("--types", default="full,diag")
+  parser.add_argument("--iters", type=int, default=5, help="gmmjax iterations timed")
+  parser.add_argument("--sk-iters", type=int, default=3, help="scikit-learn iterations timed")
+  parser.add_argument("--json", default=None, help="also write the rows to this file")
+  args = parser.parse_args()
+
+  peak = matmul_gflops()
+  print(f"{datetime.date.today()}  {platform.processor() or platform.machine()}  {os.cpu_count()} cpus  "
+        f"jax {jax.__version__} on {jax.devices()[0].device_kind}")
+  print(f"jax.jit(jnp.dot) float32 4096^2: {peak:.1f} GFLOP/s")
+  header = f"{'n':>8} {'d':>4} {'k':>4} {'type':>5} {'sklearn s/it':>13} {'gmmjax s/it':>12} {'speed-up':>9} {'GFLOP/s':>8} {'of dot':>7}"
+  print(header)
+  rows = []
+  for size in args.sizes.split(";"):
+    n, d, k = (int(v) for v in size.split(","))
+    x = make_data(n, d, k)
+    for cov_type in args.types.split(","):
+      start = gmmjax.fit(jax.random.key(0), x[: min(n, 20_000)], k, covariance_type=cov_type, max_iter=3).params
+      t_sk = time_sklearn(x, start, args.sk_iters)
+      t_jx = time_gmmjax(x, start, args.iters)
+      flops = 4 * n * k * d * d if cov_type == "full" else 6 * n * k * d
+      gflops = flops / t_jx / 1e9
+      rows.append(dict(n=n, d=d, k=k, type=cov_type, sklearn_s=t_sk, gmmjax_s=t_jx,
+                       speedup=t_sk / t_jx, gflops=gflops, dot_gflops=peak))
+      print(f"{n:>8} {d:>4} {k:>4} {cov_type:>5} {t_sk:>13.4f} {t_jx:>12.4f} {t_sk / t_jx:>8.1f}x "
+            f"{gflops:>8.1f} {gflops / peak:>6.0%}")
+  if args.json:
+    with open(args.json, "w") as f:
+      json.dump(rows, f, indent=1)
+
+
+if __name__ == "__main__":
+  main()
