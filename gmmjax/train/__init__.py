@@ -1,0 +1,62 @@
+"""Training infrastructure: train state, optimisers, the loop, checkpoints, data parallelism, plots.
+
+A model plugs in with a loss function; the loop does batching, keys, logging and resume:
+
+  def loss_fn(params, batch, key):                    # -> (scalar loss, {name: scalar})
+    images, labels = batch
+    loss = ...model.apply({"params": params}, images, rngs={"sample": key})...
+    return loss, {"recon": recon}
+
+  tx = train.make_optimizer(train.OptimizerConfig(learning_rate=1e-3, clip_norm=1.0))
+  state = train.TrainState.create(params=model.init(key, x0)["params"], tx=tx)
+  result = train.fit(train.make_train_step(loss_fn), state, (ds.images, ds.labels), key=key,
+                     num_steps=10_000, batch_size=256, workdir="runs/vade", checkpoint_every=1000)
+  train.plots.plot_learning_curves(result.history, "runs/vade/curves.png")
+
+State that is not trained by gradient (a GMM prior refitted by EM, batch statistics) goes in
+`TrainState.extra`, with `make_train_step(loss_fn, has_extra=True)` and
+`loss_fn(params, extra, batch, key) -> (loss, (metrics, new_extra))`. Models with several optimisers
+(GANs) write their own `train_step(state, batch, key) -> (state, metrics)` on their own
+`flax.struct.dataclass` state; `fit` only needs that signature. Restarting the same command resumes from
+the latest checkpoint in `workdir/checkpoints` and repeats the uninterrupted run step for step.
+"""
+
+from . import plots as plots
+from ._checkpoint import CheckpointError as CheckpointError
+from ._checkpoint import Checkpointer as Checkpointer
+from ._checkpoint import CorruptCheckpointError as CorruptCheckpointError
+from ._checkpoint import IncompatibleCheckpointError as IncompatibleCheckpointError
+from ._loop import FitResult as FitResult
+from ._loop import evaluate as evaluate
+from ._loop import fit as fit
+from ._loop import read_metrics as read_metrics
+from ._optim import OptimizerConfig as OptimizerConfig
+from ._optim import make_optimizer as make_optimizer
+from ._optim import make_schedule as make_schedule
+from ._parallel import data_mesh as data_mesh
+from ._parallel import replicate as replicate
+from ._parallel import shard_batch as shard_batch
+from ._state import TrainState as TrainState
+from ._state import make_eval_step as make_eval_step
+from ._state import make_train_step as make_train_step
+
+__all__ = [
+    "CheckpointError",
+    "Checkpointer",
+    "CorruptCheckpointError",
+    "FitResult",
+    "IncompatibleCheckpointError",
+    "OptimizerConfig",
+    "TrainState",
+    "data_mesh",
+    "evaluate",
+    "fit",
+    "make_eval_step",
+    "make_optimizer",
+    "make_schedule",
+    "make_train_step",
+    "plots",
+    "read_metrics",
+    "replicate",
+    "shard_batch",
+]
