@@ -176,7 +176,10 @@ def fit(
 
   Args:
     key: PRNG key (initialisation).
-    x: `[n, d]` data, float32 or float64.
+    x: `[n, d]` data, float32 or float64. A `jax.Array` whose rows are
+      sharded over a `jax.sharding.Mesh` axis (`NamedSharding(mesh,
+      P("data"))`, on one or many hosts) is fitted where it lies: each device
+      reduces its rows and the statistics are combined with `psum`.
     n_components: `k` (static).
     covariance_type: "full", "diag", "spherical" or "tied" (static).
     max_iter: maximum EM iterations (static: sets the trace length).
@@ -220,7 +223,11 @@ def fit(
           f"components, but fit asked for {covariance_type!r} with {n_components}"
       )
     init_params = jax.tree.map(lambda a: jnp.asarray(a, x.dtype), init_params)
-  return _fit(
+  from . import _sharded  # imported here: it builds on this module
+
+  rows = _sharded.row_sharding(x)
+  fit_fn = _fit if rows is None else functools.partial(_sharded.fit_unchecked, mesh=rows[0], axis=rows[1])
+  return fit_fn(
       key,
       x,
       w,

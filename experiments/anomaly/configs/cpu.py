@@ -1,0 +1,7 @@
+"""Two classes, one seed, all their training images: a CPU-sized run of the full setting."""
+
+from . import Config
+
+
+def get_config() -> Config:
+  return Config(classes=(0, 1), seeds=(0,), epochs=2, test_limit=2000)

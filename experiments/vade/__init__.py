@@ -1,0 +1,1 @@
+"""VaDE experiments: deep clustering and generation with a GMM-prior VAE."""

@@ -1,0 +1,1 @@
+"""Experiment configurations; each module has `get_config() -> Config`."""

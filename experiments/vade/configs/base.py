@@ -1,0 +1,44 @@
+"""The VaDE experiment's settings, with the defaults of the original recipe."""
+
+import dataclasses
+
+
+@dataclasses.dataclass(frozen=True)
+class Config:
+  """Settings of one VaDE run (all seeds of it train side by side with `vmap`)."""
+
+  # Data (`gmmjax.data.load`).
+  dataset: str = "mnist_5k"
+  split: str = "all"
+  limit: int | None = None  # Keep only the first `limit` images.
+  stride: int = 1  # Then keep every `stride`-th image (a class-balanced subset of sorted data).
+  data_dir: str | None = None
+
+  # Model.
+  architecture: str = "mlp"  # "mlp" (VaDE's 500-500-2000) or "conv".
+  hidden: tuple[int, ...] = (500, 500, 2000)  # MLP widths (decoder uses them reversed).
+  latent_dim: int = 10
+  n_components: int = 10
+  likelihood: str = "bernoulli"
+  elbo_method: str = "closed_form"  # or "monte_carlo".
+
+  # Training.
+  seeds: tuple[int, ...] = (0,)  # Trained together; metrics are reported per seed and as mean +- std.
+  batch_size: int = 100
+  pretrain_epochs: int = 20
+  pretrain_learning_rate: float = 1e-3
+  epochs: int = 50
+  learning_rate: float = 2e-3
+  lr_decay_rate: float = 0.9  # Multiplied into the learning rate every `lr_decay_epochs` epochs.
+  lr_decay_epochs: int = 10
+  clip_norm: float = 10.0
+  gmm_n_init: int = 5
+  gmm_max_iter: int = 200
+  gmm_reg_covar: float = 1e-4
+
+  # Outputs.
+  checkpoint_every: int = 10  # Epochs.
+  eval_size: int | None = None  # Images used for ACC/NMI/ARI (None: all).
+  samples_per_component: int = 10
+  n_reconstructions: int = 16
+  progress: bool = True

@@ -1,0 +1,335 @@
+"""VaDE on images: AE pretraining -> `gmmjax.fit` on latent means -> joint ELBO training.
+
+All seeds of a run train at once: parameters and optimiser states are stacked along a leading seed
+axis and one jitted `vmap`ped function runs a whole epoch as a `lax.scan` over mini-batches, with the
+data set resident on the device. `gmmjax.train.fit` drives the epochs (one "step" = one epoch): JSONL
+metrics, tqdm, Orbax checkpoints and resume.
+
+  python -m experiments.vade.main --config default --workdir runs/vade
+  python -m experiments.vade.main --config fashion_mnist --workdir runs/vade_fmnist --set epochs=20
+
+Writes to `workdir`: `pretrain/` and `joint/` (config.json, metrics.jsonl, checkpoints/), `results.json`
+(ACC/NMI/ARI per seed, mean +- std, NaN checks, timings), `samples_per_component.png`,
+`reconstructions.png`, `learning_curves.png`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import dataclasses
+import importlib
+import json
+import pathlib
+import time
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from gmmjax import data as gdata
+from gmmjax import metrics as gmetrics
+from gmmjax import nn as gnn
+from gmmjax import train as gtrain
+from gmmjax.nn import vade
+
+from .configs.base import Config
+
+
+class SeedState(NamedTuple):
+  """Training state of all seeds; every leaf has a leading `[n_seeds]` axis."""
+
+  params: vade.VaDEParams
+  opt_state: Any
+  key: jax.Array  # Raw uint32 keys `[n_seeds, 2]`, so that checkpoints hold plain arrays.
+
+
+def load_config(name: str, overrides: list[str] | None = None) -> Config:
+  """`configs/<name>.py`'s config with `key=value` overrides (values parsed as Python literals)."""
+  config = importlib.import_module(f"{__package__}.configs.{name}").get_config()
+  changes = {}
+  fields = {f.name for f in dataclasses.fields(Config)}
+  for item in overrides or []:
+    k, _, v = item.partition("=")
+    if k not in fields:
+      raise ValueError(f"unknown config field {k!r}; expected one of {sorted(fields)}")
+    try:
+      changes[k] = ast.literal_eval(v)
+    except (ValueError, SyntaxError):
+      changes[k] = v
+  return dataclasses.replace(config, **changes)
+
+
+def build_model(config: Config) -> vade.VaDE:
+  if config.architecture == "mlp":
+    encoder = gnn.MLPEncoder(config.latent_dim, tuple(config.hidden))
+    decoder = gnn.MLPDecoder(tuple(reversed(config.hidden)))
+  else:
+    encoder, decoder = gnn.make_encoder("conv", config.latent_dim), gnn.make_decoder("conv")
+  return vade.VaDE(encoder, decoder, config.n_components, config.latent_dim, config.likelihood)
+
+
+def load_images(config: Config) -> tuple[np.ndarray, np.ndarray, Any]:
+  ds = gdata.load(config.dataset, split=config.split, limit=config.limit, data_dir=config.data_dir)
+  s = config.stride
+  return ds.images[::s].astype(np.float32), ds.labels[::s], ds.info
+
+
+def _optimizer(config: Config, learning_rate: float, steps_per_epoch: int, decay: bool):
+  return gtrain.make_optimizer(
+      learning_rate=learning_rate,
+      schedule="exponential" if decay else "constant",
+      decay_steps=config.lr_decay_epochs * steps_per_epoch,
+      decay_rate=config.lr_decay_rate,
+      clip_norm=config.clip_norm,
+  )
+
+
+def make_epoch(loss_fn, tx, images: jax.Array, batch_size: int):
+  """Jitted `(state, epoch, key) -> (state, metrics)`: one shuffled pass per seed, all seeds at once.
+
+  `loss_fn(params, x [b, ...], key) -> []`. The last incomplete batch is dropped.
+  """
+  n = images.shape[0]
+  steps = n // batch_size
+
+  def one_seed(params, opt_state, key, epoch):
+    key = jax.random.fold_in(jax.random.wrap_key_data(key), epoch)
+    perm_key, step_key = jax.random.split(key)
+    order = jax.random.permutation(perm_key, n)[: steps * batch_size].reshape(steps, batch_size)
+
+    def body(carry, inputs):
+      params, opt_state = carry
+      idx, k = inputs
+      value, grads = jax.value_and_grad(loss_fn)(params, images[idx], k)
+      updates, opt_state = tx.update(grads, opt_state, params)
+      return (optax.apply_updates(params, updates), opt_state), value
+
+    (params, opt_state), losses = jax.lax.scan(
+        body, (params, opt_state), (order, jax.random.split(step_key, steps)))
+    return params, opt_state, losses
+
+  vmapped = jax.vmap(one_seed, in_axes=(0, 0, 0, None))
+
+  @jax.jit
+  def epoch_fn(state: SeedState, epoch, key):
+    del key  # Each seed's keys derive from its own key and the epoch.
+    params, opt_state, losses = vmapped(state.params, state.opt_state, state.key, epoch)
+    mean_loss = jnp.mean(losses, axis=1)  # [n_seeds]
+    finite = jnp.isfinite(mean_loss)
+    metrics = {
+        "loss": jnp.mean(jnp.where(finite, mean_loss, jnp.nan)),
+        "loss_min_seed": jnp.min(mean_loss),
+        "loss_max_seed": jnp.max(mean_loss),
+        "nan_seeds": jnp.sum(~finite),
+    }
+    return SeedState(params, opt_state, state.key), metrics
+
+  return epoch_fn
+
+
+def _chunked(fn, images: jax.Array, chunk: int):
+  """Applies `fn(x [chunk, ...]) -> [..., chunk, ...]` over the data with `lax.map` (bounded memory)."""
+  n = images.shape[0]
+  pad = (-n) % chunk
+  padded = jnp.concatenate([images, jnp.zeros((pad, *images.shape[1:]), images.dtype)]) if pad else images
+  out = jax.lax.map(fn, padded.reshape(-1, chunk, *images.shape[1:]))
+  return out.reshape(-1, *out.shape[2:])[:n]
+
+
+def encode_all(model: vade.VaDE, params: vade.VaDEParams, images: jax.Array, chunk: int = 1000):
+  """`[n_seeds, n, l]` encoder means for stacked params."""
+  fn = jax.jit(jax.vmap(lambda p: _chunked(lambda x: model.encode(p, x)[0], images, chunk)))
+  return fn(params)
+
+
+def predict_all(model: vade.VaDE, params: vade.VaDEParams, images: jax.Array, chunk: int = 1000):
+  """`[n_seeds, n]` cluster assignments argmax q(c | x) for stacked params."""
+  fn = jax.jit(jax.vmap(lambda p: _chunked(lambda x: vade.predict(model, p, x), images, chunk)))
+  return fn(params)
+
+
+def _clustering_scores(labels: np.ndarray, predictions: np.ndarray) -> list[dict]:
+  return [
+      {
+          "acc": float(gmetrics.cluster_accuracy(labels, p)),
+          "nmi": float(gmetrics.nmi(labels, p)),
+          "ari": float(gmetrics.ari(labels, p)),
+      }
+      for p in predictions
+  ]
+
+
+def _summary(scores: list[dict]) -> dict:
+  out = {}
+  for name in ("acc", "nmi", "ari"):
+    values = np.array([s[name] for s in scores])
+    out[name] = {"mean": float(np.mean(values)), "std": float(np.std(values))}
+  return out
+
+
+def _tree_all_finite(tree) -> np.ndarray:
+  """`[n_seeds]` whether every leaf of each seed is finite."""
+  leaves = [jnp.all(jnp.isfinite(x.reshape(x.shape[0], -1)), axis=1) for x in jax.tree.leaves(tree)]
+  return np.asarray(jnp.all(jnp.stack(leaves), axis=0))
+
+
+def _stack_init(model: vade.VaDE, images: jax.Array, seeds) -> vade.VaDEParams:
+  keys = jnp.stack([jax.random.key(s) for s in seeds])
+  return jax.vmap(lambda k: model.init(k, images[:2]))(keys)
+
+
+def train_and_evaluate(config: Config, workdir: str | pathlib.Path) -> dict:
+  """Trains every seed of `config` and writes metrics, checkpoints and plots to `workdir`.
+
+  Returns:
+    The results written to `workdir/results.json`.
+  """
+  workdir = pathlib.Path(workdir)
+  workdir.mkdir(parents=True, exist_ok=True)
+  config_dict = dataclasses.asdict(config)
+  timings = {}
+
+  t0 = time.perf_counter()
+  host_images, labels, info = load_images(config)
+  images = jax.device_put(jnp.asarray(host_images))
+  timings["load_s"] = time.perf_counter() - t0
+  n = images.shape[0]
+  if config.batch_size > n:
+    raise ValueError(f"batch_size {config.batch_size} is larger than the data set ({n} images)")
+  steps_per_epoch = n // config.batch_size
+  model = build_model(config)
+  seeds = tuple(config.seeds)
+  n_seeds = len(seeds)
+  seed_keys = jnp.stack([jax.random.key_data(jax.random.key(1000 + s)) for s in seeds])
+  run_key = jax.random.key(seeds[0])
+
+  # Phase 1: autoencoder pretraining (deterministic codes, reconstruction only).
+  pre_tx = _optimizer(config, config.pretrain_learning_rate, steps_per_epoch, decay=False)
+  params = _stack_init(model, images, seeds)
+  state = SeedState(params, jax.vmap(pre_tx.init)(params), seed_keys)
+  pre_epoch = make_epoch(lambda p, x, k: vade.pretrain_loss(model, p, x), pre_tx, images, config.batch_size)
+  t0 = time.perf_counter()
+  pre = gtrain.fit(
+      pre_epoch, state, lambda step: jnp.asarray(step, jnp.int32), key=run_key,
+      num_steps=config.pretrain_epochs, batch_size=config.batch_size, workdir=workdir / "pretrain",
+      checkpoint_every=config.checkpoint_every, log_every=1, progress=config.progress, config=config_dict,
+      seed=seeds[0],
+  )
+  jax.block_until_ready(pre.state)
+  timings["pretrain_s"] = time.perf_counter() - t0
+  pretrained = pre.state.params
+
+  # Phase 2: the mixture prior from `gmmjax.fit` on the latent means, per seed.
+  t0 = time.perf_counter()
+  eval_images = images if config.eval_size is None else images[: config.eval_size]
+  eval_labels = labels if config.eval_size is None else labels[: config.eval_size]
+  latents = encode_all(model, pretrained, images)
+  gmm_keys = jnp.stack([jax.random.key(2000 + s) for s in seeds])
+  prior = jax.jit(jax.vmap(lambda k, z: vade.init_prior(
+      k, z, config.n_components, n_init=config.gmm_n_init, max_iter=config.gmm_max_iter,
+      reg_covar=config.gmm_reg_covar)))(gmm_keys, latents)
+  params = jax.vmap(vade.init_posterior_from_prior)(pretrained._replace(prior=prior))
+  init_scores = _clustering_scores(eval_labels, np.asarray(predict_all(model, params, eval_images)))
+  timings["gmm_init_s"] = time.perf_counter() - t0
+
+  # Phase 3: joint training of encoder, decoder and prior on the ELBO.
+  tx = _optimizer(config, config.learning_rate, steps_per_epoch, decay=True)
+  state = SeedState(params, jax.vmap(tx.init)(params), seed_keys)
+  epoch = make_epoch(
+      lambda p, x, k: vade.loss(k, model, p, x, method=config.elbo_method), tx, images, config.batch_size)
+  t0 = time.perf_counter()
+  joint = gtrain.fit(
+      epoch, state, lambda step: jnp.asarray(step, jnp.int32), key=run_key,
+      num_steps=config.epochs, batch_size=config.batch_size, workdir=workdir / "joint",
+      checkpoint_every=config.checkpoint_every, log_every=1, progress=config.progress, config=config_dict,
+      seed=seeds[0],
+  )
+  jax.block_until_ready(joint.state)
+  timings["joint_s"] = time.perf_counter() - t0
+  params = joint.state.params
+
+  # Evaluation.
+  t0 = time.perf_counter()
+  finite = _tree_all_finite(params)
+  predictions = np.asarray(predict_all(model, params, eval_images))
+  scores = _clustering_scores(eval_labels, predictions)
+  elbo_n = min(2000, n)
+  elbos = jax.jit(jax.vmap(lambda p, k: jnp.mean(vade.elbo(k, model, p, images[:elbo_n]).elbo)))(
+      params, jnp.stack([jax.random.key(3000 + s) for s in seeds]))
+  timings["eval_s"] = time.perf_counter() - t0
+  # Per epoch run in this call (a resumed run only runs the rest); compilation included.
+  timings["pretrain_s_per_epoch"] = (
+      timings["pretrain_s"] / max(1, config.pretrain_epochs - (pre.resumed_from or 0)))
+  timings["joint_s_per_epoch"] = timings["joint_s"] / max(1, config.epochs - (joint.resumed_from or 0))
+
+  head = scores[: min(5, n_seeds)]
+  results = {
+      "dataset": {"name": info.name, "split": info.split, "source": info.source, "n": int(n)},
+      "device": str(jax.devices()[0].device_kind),
+      "seeds": list(seeds),
+      "per_seed": [{"seed": s, **sc, "finite": bool(f), "elbo": float(e),
+                    "init_acc": ini["acc"], "init_nmi": ini["nmi"]}
+                   for s, sc, f, e, ini in zip(seeds, scores, finite, np.asarray(elbos), init_scores)],
+      "first5": _summary(head),
+      "all": _summary(scores),
+      "after_gmm_init": _summary(init_scores),
+      "after_gmm_init_first5": _summary(init_scores[: min(5, n_seeds)]),
+      "nan_free_seeds": int(np.sum(finite & np.isfinite(np.asarray(elbos)))),
+      "timings": timings,
+      "config": config_dict,
+  }
+  (workdir / "results.json").write_text(json.dumps(results, indent=2) + "\n")
+  _write_plots(config, model, params, images, workdir, joint.history, pre.history)
+  return results
+
+
+def _seed0(tree):
+  return jax.tree.map(lambda a: a[0], tree)
+
+
+def _write_plots(config, model, params, images, workdir, joint_history, pre_history):
+  p0 = _seed0(params)
+  k, m = config.n_components, config.samples_per_component
+  key = jax.random.key(config.seeds[0])
+  comps = jnp.repeat(jnp.arange(k), m)
+  samples, _ = vade.sample(key, model, p0, k * m, component=comps)
+  gtrain.plots.plot_image_grid(np.asarray(samples), workdir / "samples_per_component.png", ncols=m,
+                               title="row c: samples of mixture component c", vmin=0, vmax=1)
+  r = min(config.n_reconstructions, images.shape[0])
+  originals = images[:: images.shape[0] // r][:r]  # Spread out: some data sets are sorted by class.
+  recon = model.reconstruct(p0, originals)
+  gtrain.plots.plot_image_grid(np.concatenate([np.asarray(originals), np.asarray(recon)]),
+                               workdir / "reconstructions.png", ncols=r,
+                               title="top: data, bottom: reconstructions", vmin=0, vmax=1)
+  records = ([{**rec, "step": rec["step"], "pretrain_loss": rec.get("loss")} for rec in pre_history
+              if rec.get("split") == "train"]
+             + [{**rec, "step": rec["step"] + config.pretrain_epochs, "neg_elbo": rec.get("loss")}
+                for rec in joint_history if rec.get("split") == "train"])
+  keep = ("step", "pretrain_loss", "neg_elbo")
+  records = [{kk: v for kk, v in rec.items() if kk in keep} for rec in records]
+  if records:
+    gtrain.plots.plot_learning_curves(records, workdir / "learning_curves.png",
+                                      keys=["pretrain_loss", "neg_elbo"])
+
+
+def main(argv=None):
+  parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+  parser.add_argument("--config", default="default", help="module in experiments/vade/configs")
+  parser.add_argument("--workdir", required=True)
+  parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                      help="override a config field")
+  args = parser.parse_args(argv)
+  results = train_and_evaluate(load_config(args.config, args.set), args.workdir)
+  for part in ("after_gmm_init", "first5", "all"):
+    s = results[part]
+    print(f"{part:>15}: ACC {s['acc']['mean']:.4f} +- {s['acc']['std']:.4f}  NMI {s['nmi']['mean']:.4f} "
+          f"+- {s['nmi']['std']:.4f}  ARI {s['ari']['mean']:.4f} +- {s['ari']['std']:.4f}")
+  print(f"NaN-free seeds: {results['nan_free_seeds']}/{len(results['seeds'])}; timings: "
+        + json.dumps({k: round(v, 2) for k, v in results["timings"].items()}))
+
+
+if __name__ == "__main__":
+  main()

@@ -1,0 +1,226 @@
+"""Exact EM over data that never sit in memory at once: one pass per iteration.
+
+Each EM iteration reads every batch once, computes its sufficient statistics on
+the device and merges them (Chan's centred update), then takes the M-step from
+the merged statistics. The result is the EM iterate of the concatenated data,
+whatever the batch sizes. The host loop runs once per pass: batches come from
+the host (a memmap, a TFDS iterator), so the pass cannot be one compiled loop.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Callable, Iterable, Iterator
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.typing import ArrayLike
+from tqdm.auto import tqdm
+
+from . import _checks, _init, _sharded, _stats
+from ._types import FitResult, GMMParams
+
+Batch = ArrayLike | tuple[ArrayLike, ArrayLike]
+Batches = Iterable[Batch] | Callable[[], Iterable[Batch]]
+
+
+def _passes(batches: Batches) -> Callable[[], Iterator[Batch]]:
+  """A function that starts a fresh pass over the batches."""
+  if callable(batches):
+    return lambda: iter(batches())
+  if iter(batches) is batches:
+    raise ValueError(
+        "batches is a one-shot iterator, but EM reads the data once per iteration: "
+        "pass a list, a re-iterable dataset, or a callable returning a fresh iterator"
+    )
+  return lambda: iter(batches)
+
+
+def _split(batch: Batch) -> tuple[np.ndarray | jax.Array, np.ndarray | jax.Array | None]:
+  if isinstance(batch, tuple):
+    if len(batch) != 2:
+      raise ValueError(f"a batch is an array x or a pair (x, weights), got a tuple of {len(batch)}")
+    return batch
+  return batch, None
+
+
+class _Feeder:
+  """Validates batches and pads them to a few static shapes.
+
+  A smaller batch (typically the last) is padded to the first batch's row count
+  with zero-weight rows, which leave every statistic unchanged, so a pass
+  compiles once. With a mesh, rows are padded to a multiple of the local
+  shards and placed as this process's part of a global array.
+  """
+
+  def __init__(self, dtype, n_features: int, sharded: _sharded.ShardedStats | None, rows: int):
+    self.dtype = dtype
+    self.n_features = n_features
+    self.sharded = sharded
+    self.multiple = 1
+    if sharded is not None:
+      local = sharded.mesh.local_mesh
+      self.multiple = _sharded._axis_size(local, sharded.axis)
+    self.rows = -(-rows // self.multiple) * self.multiple
+
+  def __call__(self, batch: Batch) -> tuple[jax.Array, jax.Array | None]:
+    x, w = _split(batch)
+    x = _checks.data(np.asarray(x) if not isinstance(x, jax.Array) else x, "batch")
+    if x.shape[1] != self.n_features:
+      raise ValueError(f"batch has {x.shape[1]} features, the first batch had {self.n_features}")
+    x = x.astype(self.dtype)
+    w = None if w is None else _checks.as_weights(w, x)
+    n = x.shape[0]
+    target = max(self.rows, -(-n // self.multiple) * self.multiple)
+    if n < target:
+      w = jnp.ones((n,), self.dtype) if w is None else w
+      x = jnp.concatenate([x, jnp.zeros((target - n, self.n_features), self.dtype)])
+      w = jnp.concatenate([w, jnp.zeros((target - n,), self.dtype)])
+    if self.sharded is not None:
+      x = _sharded.shard_rows(x, self.sharded.mesh, self.sharded.axis)
+      w = None if w is None else _sharded.shard_rows(w, self.sharded.mesh, self.sharded.axis)
+    return x, w
+
+
+@functools.partial(jax.jit, static_argnames=("stats_fn", "chunk_size"))
+def _batch_stats(params, x, w, *, stats_fn, chunk_size):
+  return stats_fn(params, x, w, chunk_size)
+
+
+_merge = jax.jit(_stats.merge)
+_m_step = jax.jit(_stats.params_from_stats)
+
+
+def _one_pass(params, next_pass, feed, stats_fn, chunk_size) -> _stats.SuffStats:
+  acc = None
+  for batch in next_pass():
+    x, w = feed(batch)
+    s = _batch_stats(params, x, w, stats_fn=stats_fn, chunk_size=chunk_size)
+    acc = s if acc is None else _merge(acc, s)
+  if acc is None:
+    raise ValueError("batches yielded no data")
+  return acc
+
+
+@functools.partial(
+    jax.jit, static_argnames=("stats_fn", "n_components", "covariance_type", "init", "chunk_size")
+)
+def _initial_params(key, x, w, reg_covar, *, stats_fn, n_components, covariance_type, init, chunk_size):
+  kwargs = dict(n_components=n_components, covariance_type=covariance_type, init=init, chunk_size=chunk_size)
+  if isinstance(stats_fn, _sharded.ShardedStats):
+    return _sharded.initial_params(key, x, w, reg_covar, stats=stats_fn, **kwargs)
+  return _init.initial_params(key, x, w, reg_covar, **kwargs)
+
+
+def fit_stream(
+    key,
+    batches: Batches,
+    n_components: int,
+    *,
+    covariance_type: str = "full",
+    max_iter: int = 100,
+    tol: float = 1e-3,
+    reg_covar: float = 1e-6,
+    init: str = "kmeans++",
+    init_params: GMMParams | None = None,
+    chunk_size: int | None = None,
+    mesh: jax.sharding.Mesh | None = None,
+    axis: str | tuple[str, ...] = "data",
+    progress: bool = True,
+) -> FitResult:
+  """Exact EM over a stream of batches, one pass over the stream per iteration.
+
+  Equals `fit` on the concatenated batches from the same start, with memory
+  bounded by one batch (plus the chunked intermediates of its statistics).
+
+  Args:
+    key: PRNG key (initialisation).
+    batches: the data as `[b, d]` arrays or `(x [b, d], weights [b])` pairs:
+      either a re-iterable (list, `tf.data`/TFDS dataset, an object whose
+      `__iter__` starts over) or a callable returning a fresh iterator, e.g.
+      `lambda: (mm[i:i + b] for i in range(0, len(mm), b))` over a
+      `numpy.memmap`. Batches may differ in size; smaller ones are padded with
+      zero-weight rows to the first one's size, so keep that the largest.
+    n_components: `k` (static).
+    covariance_type: "full", "diag", "spherical" or "tied".
+    max_iter: maximum EM iterations, i.e. passes over the data.
+    tol: stop when the mean log-likelihood changes by less.
+    reg_covar: added to covariance diagonals.
+    init: as in `fit`, applied to the first batch only (make it a
+      representative sample, e.g. by shuffling the stream).
+    init_params: explicit starting `GMMParams` (then `init` is unused).
+    chunk_size: rows per chunk inside a batch (static).
+    mesh: optional `jax.sharding.Mesh`; each process's batches are split over
+      the devices of mesh axis `axis` (and over hosts under
+      `jax.distributed`: every process then yields the same number of
+      equally sized batches, each its own rows), and the statistics are
+      reduced with `psum`.
+    axis: the mesh axis (or axes) the rows are split over.
+    progress: show a tqdm bar over the passes.
+
+  Returns:
+    `FitResult`, with the same meaning as `fit`'s.
+
+  Raises:
+    ValueError: on a one-shot iterator, an empty stream, inconsistent or
+      non-finite batches, or invalid settings.
+  """
+  _checks.covariance_type(covariance_type)
+  if init not in _init.INITS:
+    raise ValueError(f"init must be one of {_init.INITS}, got {init!r}")
+  if isinstance(max_iter, bool) or not isinstance(max_iter, int) or max_iter < 1:
+    raise ValueError(f"max_iter must be a positive integer, got {max_iter!r}")
+  if chunk_size is not None and (not isinstance(chunk_size, int) or chunk_size < 1):
+    raise ValueError(f"chunk_size must be a positive integer, got {chunk_size!r}")
+  _checks.positive(tol, "tol", allow_zero=True)
+  _checks.positive(reg_covar, "reg_covar", allow_zero=True)
+  next_pass = _passes(batches)
+  first = next(next_pass(), None)
+  if first is None:
+    raise ValueError("batches yielded no data")
+  x0, _ = _split(first)
+  x0 = _checks.data(x0 if isinstance(x0, jax.Array) else np.asarray(x0), "batch")
+  stats_fn = _stats.suff_stats_unchecked if mesh is None else _sharded.ShardedStats(mesh, axis)
+  feed = _Feeder(x0.dtype, x0.shape[1], None if mesh is None else stats_fn, x0.shape[0])
+  dtype = x0.dtype
+  reg = jnp.asarray(reg_covar, dtype)
+
+  if init_params is None:
+    x, w = feed(first)
+    n_components = _checks.n_components(n_components, x0.shape[0])
+    params = _initial_params(
+        key, x, w, reg,
+        stats_fn=stats_fn, n_components=n_components, covariance_type=covariance_type, init=init,
+        chunk_size=chunk_size,
+    )
+  else:
+    _checks.params(init_params, x0.shape[1])
+    if init_params.covariance_type != covariance_type or init_params.means.shape[0] != n_components:
+      raise ValueError(
+          f"init_params are {init_params.covariance_type!r} with {init_params.means.shape[0]} "
+          f"components, but fit_stream asked for {covariance_type!r} with {n_components}"
+      )
+    params = jax.tree.map(lambda a: jnp.asarray(a, dtype), init_params)
+
+  trace = np.full((max_iter,), np.nan, dtype)
+  ll_prev, ll, converged, n_iter = -np.inf, np.nan, False, 0
+  bar = tqdm(total=max_iter, desc="fit_stream", unit="pass", disable=not progress)
+  while n_iter < max_iter and not converged:
+    stats = _one_pass(params, next_pass, feed, stats_fn, chunk_size)
+    params = _m_step(stats, reg)
+    ll = float(stats.log_likelihood / stats.total_weight)
+    trace[n_iter] = ll
+    n_iter += 1
+    converged = abs(ll - ll_prev) < tol
+    ll_prev = ll
+    bar.update(1)
+    bar.set_postfix(log_likelihood=f"{ll:.6g}")
+  bar.close()
+  return FitResult(
+      params=params,
+      log_likelihood=jnp.asarray(ll, dtype),
+      n_iter=jnp.asarray(n_iter),
+      converged=jnp.asarray(converged),
+      log_likelihood_trace=jnp.asarray(trace),
+  )

@@ -1,0 +1,35 @@
+"""Neural networks built on Gaussian mixtures: encoders/decoders and the GMM-prior VAE (VaDE)."""
+
+from . import networks as networks
+from . import vade as vade
+from .networks import ARCHITECTURES as ARCHITECTURES
+from .networks import IMAGE_SHAPE as IMAGE_SHAPE
+from .networks import LIKELIHOODS as LIKELIHOODS
+from .networks import ConvDecoder as ConvDecoder
+from .networks import ConvEncoder as ConvEncoder
+from .networks import MLPDecoder as MLPDecoder
+from .networks import MLPEncoder as MLPEncoder
+from .networks import bernoulli_log_prob as bernoulli_log_prob
+from .networks import gaussian_log_prob as gaussian_log_prob
+from .networks import log_likelihood as log_likelihood
+from .networks import make_decoder as make_decoder
+from .networks import make_encoder as make_encoder
+from .networks import mean_image as mean_image
+
+__all__ = [
+    "ARCHITECTURES",
+    "ConvDecoder",
+    "ConvEncoder",
+    "IMAGE_SHAPE",
+    "LIKELIHOODS",
+    "MLPDecoder",
+    "MLPEncoder",
+    "bernoulli_log_prob",
+    "gaussian_log_prob",
+    "log_likelihood",
+    "make_decoder",
+    "make_encoder",
+    "mean_image",
+    "networks",
+    "vade",
+]

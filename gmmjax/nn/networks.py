@@ -1,0 +1,198 @@
+"""Encoders, decoders and observation likelihoods for 28x28x1 images.
+
+Encoders map images `[n, 28, 28, 1]` (or flat `[n, 784]`) to the mean and
+log-variance of a diagonal Gaussian `q(z | x)`; decoders map codes `[n, l]` to
+per-pixel parameters `[n, 28, 28, 1]` (Bernoulli logits or Gaussian means).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Sequence
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+from jax.typing import ArrayLike
+
+IMAGE_SHAPE = (28, 28, 1)
+
+# Bounds on encoder log-variances: exp(-12) ~ 6e-6 .. exp(6) ~ 400. They keep
+# 1 / variance finite in float32 without limiting any sensible posterior.
+LOG_VAR_MIN = -12.0
+LOG_VAR_MAX = 6.0
+
+
+def _soft_clip(x: jax.Array, lo: float, hi: float) -> jax.Array:
+  """Smooth clip to (lo, hi): identity in the middle, gradients never vanish exactly."""
+  mid, half = 0.5 * (hi + lo), 0.5 * (hi - lo)
+  return mid + half * jnp.tanh((x - mid) / half)
+
+
+def _flatten(x: jax.Array) -> jax.Array:
+  return x.reshape(x.shape[0], -1)
+
+
+class MLPEncoder(nn.Module):
+  """Fully connected Gaussian encoder (VaDE's 784-500-500-2000-l by default).
+
+  Attributes:
+    latent_dim: `l`.
+    hidden: widths of the hidden layers.
+  """
+
+  latent_dim: int
+  hidden: Sequence[int] = (500, 500, 2000)
+
+  @nn.compact
+  def __call__(self, x: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """`x: [n, 28, 28, 1]` or `[n, 784]` -> `(mean [n, l], log_var [n, l])`."""
+    h = _flatten(x)
+    for width in self.hidden:
+      h = nn.relu(nn.Dense(width)(h))
+    mean = nn.Dense(self.latent_dim, name="mean")(h)
+    log_var = nn.Dense(self.latent_dim, name="log_var")(h)
+    return mean, _soft_clip(log_var, LOG_VAR_MIN, LOG_VAR_MAX)
+
+
+class MLPDecoder(nn.Module):
+  """Fully connected decoder to per-pixel parameters `[n, 28, 28, 1]`.
+
+  Attributes:
+    hidden: widths of the hidden layers (VaDE: 2000-500-500).
+    out_shape: image shape of the output.
+  """
+
+  hidden: Sequence[int] = (2000, 500, 500)
+  out_shape: Sequence[int] = IMAGE_SHAPE
+
+  @nn.compact
+  def __call__(self, z: jax.Array) -> jax.Array:
+    """`z: [n, l]` -> `[n, *out_shape]`."""
+    h = z
+    for width in self.hidden:
+      h = nn.relu(nn.Dense(width)(h))
+    out = nn.Dense(math.prod(self.out_shape))(h)
+    return out.reshape(z.shape[0], *self.out_shape)
+
+
+class ConvEncoder(nn.Module):
+  """Convolutional Gaussian encoder: 28 -> 14 -> 7 (strided convs), then dense.
+
+  Attributes:
+    latent_dim: `l`.
+    features: channels of the two strided convolutions.
+    dense: width of the dense layer after them.
+  """
+
+  latent_dim: int
+  features: Sequence[int] = (32, 64)
+  dense: int = 256
+
+  @nn.compact
+  def __call__(self, x: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """`x: [n, 28, 28, 1]` or `[n, 784]` -> `(mean [n, l], log_var [n, l])`."""
+    h = x.reshape(x.shape[0], *IMAGE_SHAPE)
+    for f in self.features:
+      h = nn.relu(nn.Conv(f, (4, 4), strides=(2, 2), padding="SAME")(h))
+    h = nn.relu(nn.Dense(self.dense)(_flatten(h)))
+    mean = nn.Dense(self.latent_dim, name="mean")(h)
+    log_var = nn.Dense(self.latent_dim, name="log_var")(h)
+    return mean, _soft_clip(log_var, LOG_VAR_MIN, LOG_VAR_MAX)
+
+
+class ConvDecoder(nn.Module):
+  """Transposed-convolution decoder: dense -> 7x7 -> 14x14 -> 28x28x1.
+
+  Attributes:
+    features: channels at 7x7 and 14x14.
+    dense: width of the first dense layer.
+  """
+
+  features: Sequence[int] = (64, 32)
+  dense: int = 256
+
+  @nn.compact
+  def __call__(self, z: jax.Array) -> jax.Array:
+    """`z: [n, l]` -> `[n, 28, 28, 1]`."""
+    h = nn.relu(nn.Dense(self.dense)(z))
+    h = nn.relu(nn.Dense(7 * 7 * self.features[0])(h))
+    h = h.reshape(z.shape[0], 7, 7, self.features[0])
+    h = nn.relu(nn.ConvTranspose(self.features[1], (4, 4), strides=(2, 2), padding="SAME")(h))
+    return nn.ConvTranspose(IMAGE_SHAPE[-1], (4, 4), strides=(2, 2), padding="SAME")(h)
+
+
+ARCHITECTURES = ("mlp", "conv")
+
+
+def make_encoder(architecture: str, latent_dim: int, **kwargs) -> nn.Module:
+  """`MLPEncoder` or `ConvEncoder` by name ("mlp" or "conv")."""
+  if architecture == "mlp":
+    return MLPEncoder(latent_dim, **kwargs)
+  if architecture == "conv":
+    return ConvEncoder(latent_dim, **kwargs)
+  raise ValueError(f"architecture must be one of {ARCHITECTURES}, got {architecture!r}")
+
+
+def make_decoder(architecture: str, **kwargs) -> nn.Module:
+  """`MLPDecoder` or `ConvDecoder` by name ("mlp" or "conv")."""
+  if architecture == "mlp":
+    return MLPDecoder(**kwargs)
+  if architecture == "conv":
+    return ConvDecoder(**kwargs)
+  raise ValueError(f"architecture must be one of {ARCHITECTURES}, got {architecture!r}")
+
+
+def bernoulli_log_prob(logits: ArrayLike, x: ArrayLike) -> jax.Array:
+  """log p(x | logits) summed over pixels, for targets `x` in [0, 1].
+
+  Written as `x * logits - softplus(logits)`, which is finite for any logit.
+
+  Args:
+    logits: `[n, ...]` decoder outputs.
+    x: `[n, ...]` targets in [0, 1], same shape.
+
+  Returns:
+    `[n]` log-likelihoods.
+  """
+  logits, x = jnp.asarray(logits), jnp.asarray(x)
+  x = x.reshape(logits.shape).astype(logits.dtype)
+  ll = x * logits - jax.nn.softplus(logits)
+  return jnp.sum(_flatten(ll), axis=-1)
+
+
+def gaussian_log_prob(mean: ArrayLike, x: ArrayLike, log_scale: ArrayLike = 0.0) -> jax.Array:
+  """log N(x | mean, exp(log_scale)^2) summed over pixels.
+
+  Args:
+    mean: `[n, ...]` decoder outputs.
+    x: `[n, ...]` targets, same shape.
+    log_scale: per-pixel log standard deviation: a scalar or an array of the
+      pixel shape `[...]` (e.g. a learned parameter).
+
+  Returns:
+    `[n]` log-likelihoods.
+  """
+  mean, x = jnp.asarray(mean), jnp.asarray(x)
+  x = x.reshape(mean.shape).astype(mean.dtype)
+  log_scale = jnp.broadcast_to(jnp.asarray(log_scale, mean.dtype), mean.shape[1:])[None]
+  z = (x - mean) * jnp.exp(-log_scale)
+  ll = -0.5 * z * z - log_scale - 0.5 * math.log(2 * math.pi)
+  return jnp.sum(_flatten(ll), axis=-1)
+
+
+LIKELIHOODS = ("bernoulli", "gaussian")
+
+
+def log_likelihood(likelihood: str, out: jax.Array, x: jax.Array) -> jax.Array:
+  """`[n]` log p(x | decoder output) for "bernoulli" (logits) or "gaussian" (unit-scale means)."""
+  if likelihood == "bernoulli":
+    return bernoulli_log_prob(out, x)
+  if likelihood == "gaussian":
+    return gaussian_log_prob(out, x)
+  raise ValueError(f"likelihood must be one of {LIKELIHOODS}, got {likelihood!r}")
+
+
+def mean_image(likelihood: str, out: jax.Array) -> jax.Array:
+  """Expected pixel values from decoder outputs (sigmoid of logits, or the means)."""
+  return jax.nn.sigmoid(out) if likelihood == "bernoulli" else out

@@ -1,0 +1,225 @@
+"""VaDE: the closed-form ELBO against Monte Carlo, bounds against importance-sampled log p(x),
+gradients and float32 numerics."""
+
+import math
+
+import hypothesis.extra.numpy as hnp
+import hypothesis.strategies as st
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from hypothesis import given
+
+import gmmjax
+from gmmjax import nn as gnn
+from gmmjax.nn import vade
+
+
+def _tiny_model(k=3, latent_dim=2):
+  return vade.VaDE(gnn.MLPEncoder(latent_dim, (16,)), gnn.MLPDecoder((16,)), k, latent_dim)
+
+
+def _tiny(key, k=3, latent_dim=2, n=4, dtype=jnp.float64, spread=1.5):
+  """A small random model and data where log p(x) is within reach of importance sampling."""
+  model = _tiny_model(k, latent_dim)
+  kx, kp, km, kv, kw = jax.random.split(key, 5)
+  x = (jax.random.uniform(kx, (n, 28, 28, 1)) > 0.5).astype(dtype)
+  params = model.init(kp, x)
+  prior = vade.PriorParams(
+      logits=jax.random.normal(kw, (k,), dtype),
+      means=spread * jax.random.normal(km, (k, latent_dim), dtype),
+      log_vars=0.3 * jax.random.normal(kv, (k, latent_dim), dtype),
+  )
+  return model, params._replace(prior=prior), x
+
+
+def _factorised_elbo_mc(key, model, params, x, n_samples):
+  """Monte-Carlo estimate of the same factorised bound the closed form computes exactly:
+  E_{q(z)q(c)}[log p(x|z) + log pi_c + log N(z|c) - log q(c|x) - log q(z|x)], log N via gmmjax."""
+  mean, log_var = model.encode(params, x)
+  log_resp = vade.cluster_log_probs(params.prior, mean, log_var)
+  gmm = vade.prior_to_gmm(params.prior)
+  eps = jax.random.normal(key, (n_samples, *mean.shape), mean.dtype)
+  z = mean[None] + jnp.exp(0.5 * log_var)[None] * eps
+  n, l = mean.shape
+  comp = gmmjax.component_log_prob(gmm, z.reshape(-1, l)).reshape(n_samples, n, -1)
+  log_w = jnp.log(gmm.weights)
+  inner = jnp.sum(jnp.exp(log_resp)[None] * (log_w[None, None] + comp - log_resp[None]), axis=-1)
+  log_q = -0.5 * jnp.sum(math.log(2 * math.pi) + log_var[None] + eps**2, axis=-1)
+  return inner - log_q  # [s, n]: the negative KL part
+
+
+def test_closed_form_kl_matches_monte_carlo_in_expectation(key):
+  model, params, x = _tiny(key)
+  terms = vade.elbo(jax.random.key(1), model, params, x, method="closed_form")
+  samples = _factorised_elbo_mc(jax.random.key(2), model, params, x, 200_000)
+  mc, se = jnp.mean(samples, 0), jnp.std(samples, 0) / math.sqrt(samples.shape[0])
+  assert bool(jnp.all(se > 0))
+  np.testing.assert_array_less(jnp.abs(-terms.kl - mc), 5 * se + 1e-9)
+
+
+def test_reconstruction_term_is_shared_by_both_estimators(key):
+  model, params, x = _tiny(key)
+  a = vade.elbo(jax.random.key(3), model, params, x, method="closed_form", n_samples=4)
+  b = vade.elbo(jax.random.key(3), model, params, x, method="monte_carlo", n_samples=4)
+  np.testing.assert_allclose(a.reconstruction, b.reconstruction, rtol=1e-12)
+  np.testing.assert_allclose(a.log_resp, b.log_resp, rtol=1e-12)
+
+
+def test_estimators_agree_with_one_component(key):
+  # With k = 1 there is no q(c|x) gap: both are unbiased for the same bound. The same key
+  # gives the same z, so only the KL estimate differs.
+  model, params, x = _tiny(key, k=1)
+  a = vade.elbo(jax.random.key(4), model, params, x, method="closed_form", n_samples=4000)
+  b = vade.elbo(jax.random.key(4), model, params, x, method="monte_carlo", n_samples=4000)
+  np.testing.assert_allclose(b.kl, a.kl, atol=0.1)
+  assert bool(jnp.all(a.kl > 0.5))  # not trivially zero
+
+
+def test_bounds_below_importance_sampled_log_likelihood(key):
+  model, params, x = _tiny(key, n=3)
+  # The same key gives both bounds the same z, so their difference is only the KL estimate.
+  closed = vade.elbo(jax.random.key(6), model, params, x, method="closed_form", n_samples=2000).elbo
+  mc = vade.elbo(jax.random.key(6), model, params, x, method="monte_carlo", n_samples=2000).elbo
+  log_px = vade.log_likelihood(jax.random.key(8), model, params, x, n_samples=20_000)
+  # Closed form <= collapsed Monte-Carlo bound <= log p(x), up to sampling error.
+  assert bool(jnp.all(closed <= mc + 0.05))
+  assert bool(jnp.all(mc <= log_px + 0.5))
+  assert bool(jnp.all(closed < log_px))
+  # Few importance samples give a looser (lower) estimate on average.
+  few = vade.log_likelihood(jax.random.key(9), model, params, x, n_samples=2)
+  assert float(jnp.mean(few)) <= float(jnp.mean(log_px)) + 0.05
+
+
+@given(
+    hnp.arrays(np.float64, (5, 3), elements=st.floats(-20, 20)),
+    hnp.arrays(np.float64, (5, 3), elements=st.floats(-8, 4)),
+    hnp.arrays(np.float64, (4, 3), elements=st.floats(-20, 20)),
+    hnp.arrays(np.float64, (4, 3), elements=st.floats(-8, 4)),
+    hnp.arrays(np.float64, (4,), elements=st.floats(-10, 10)),
+)
+def test_kl_part_non_negative_and_resp_normalised(mean, log_var, mu, lv, logits):
+  prior = vade.PriorParams(jnp.asarray(logits), jnp.asarray(mu), jnp.asarray(lv))
+  a = vade.expected_joint_log_prob(prior, jnp.asarray(mean), jnp.asarray(log_var))
+  kl = -(jax.nn.logsumexp(a, axis=-1) + vade._gaussian_entropy(jnp.asarray(log_var)))
+  assert bool(jnp.all(kl >= -1e-6 * (1 + jnp.abs(kl))))
+  log_resp = vade.cluster_log_probs(prior, jnp.asarray(mean), jnp.asarray(log_var))
+  np.testing.assert_allclose(jax.nn.logsumexp(log_resp, axis=-1), 0.0, atol=1e-9)
+
+
+def test_gamma_tends_to_gmm_posterior_at_the_mean(key):
+  _, params, _ = _tiny(key)
+  mean = jax.random.normal(jax.random.key(11), (7, 2), jnp.float64)
+  log_var = jnp.full((7, 2), -30.0)
+  gamma = jnp.exp(vade.cluster_log_probs(params.prior, mean, log_var))
+  expected = gmmjax.predict_proba(vade.prior_to_gmm(params.prior), mean)
+  np.testing.assert_allclose(gamma, expected, atol=1e-9)
+
+
+def test_prior_roundtrip_and_diagonal_of_full(key):
+  _, params, _ = _tiny(key)
+  gmm = vade.prior_to_gmm(params.prior)
+  back = vade.prior_from_gmm(gmm)
+  np.testing.assert_allclose(jax.nn.softmax(back.logits), gmm.weights, rtol=1e-12)
+  np.testing.assert_allclose(back.log_vars, params.prior.log_vars, rtol=1e-10)
+  full = gmmjax.GMMParams.from_covariances(
+      jnp.array([0.3, 0.7]), jnp.zeros((2, 2)),
+      jnp.array([[[2.0, 0.5], [0.5, 1.0]], [[1.0, 0.0], [0.0, 3.0]]]), "full")
+  np.testing.assert_allclose(
+      jnp.exp(vade.prior_from_gmm(full).log_vars), [[2.0, 1.0], [1.0, 3.0]], rtol=1e-10)
+
+
+@pytest.mark.parametrize("method", vade.ELBO_METHODS)
+def test_float32_gradients_finite_on_extreme_prior(key, method):
+  model = _tiny_model(k=4)
+  x = (jax.random.uniform(key, (8, 28, 28, 1)) > 0.5).astype(jnp.float32)
+  params = model.init(jax.random.key(1), x)
+  # Far-apart, very narrow components: naive exp(log N) underflows to 0 for every c.
+  prior = vade.PriorParams(
+      logits=jnp.array([0.0, -30.0, 5.0, 0.0], jnp.float32),
+      means=jnp.array([[1e3, 0], [-1e3, 0], [0, 1e3], [0, -1e3]], jnp.float32),
+      log_vars=jnp.full((4, 2), -10.0, jnp.float32),
+  )
+  params = params._replace(prior=prior)
+  loss = lambda p: vade.loss(jax.random.key(2), model, p, x, method=method)  # noqa: E731
+  value, grads = jax.value_and_grad(loss)(params)
+  assert value.dtype == jnp.float32
+  assert bool(jnp.isfinite(value))
+  for leaf in jax.tree.leaves(grads):
+    assert leaf.dtype == jnp.float32
+    assert bool(jnp.all(jnp.isfinite(leaf)))
+  resp = vade.predict_proba(model, params, x)
+  assert bool(jnp.all(jnp.isfinite(resp)))
+  np.testing.assert_allclose(jnp.sum(resp, -1), 1.0, rtol=1e-5)
+
+
+def test_init_prior_finds_separated_clusters(key):
+  centers = jnp.array([[-6.0, 0.0], [6.0, 0.0], [0.0, 8.0]])
+  labels = jnp.repeat(jnp.arange(3), 100)
+  latents = centers[labels] + 0.3 * jax.random.normal(key, (300, 2))
+  prior = vade.init_prior(jax.random.key(1), latents, 3)
+  got = np.sort(np.asarray(prior.means), axis=0)
+  np.testing.assert_allclose(got, np.sort(np.asarray(centers), axis=0), atol=0.15)
+  np.testing.assert_allclose(jax.nn.softmax(prior.logits), 1 / 3, atol=0.02)
+
+
+def test_pretrain_and_training_step_reduce_loss(key):
+  import optax
+
+  model = _tiny_model(k=2)
+  x = (jax.random.uniform(key, (16, 28, 28, 1)) > 0.7).astype(jnp.float32)
+  params = model.init(jax.random.key(1), x)
+  opt = optax.adam(1e-2)
+  state = opt.init(params)
+
+  @jax.jit
+  def step(params, state, k):
+    value, g = jax.value_and_grad(lambda p: vade.loss(k, model, p, x))(params)
+    upd, state = opt.update(g, state)
+    return optax.apply_updates(params, upd), state, value
+
+  first = None
+  for i in range(30):
+    params, state, value = step(params, state, jax.random.key(i))
+    first = value if first is None else first
+  assert float(value) < float(first)
+  assert bool(jnp.isfinite(vade.pretrain_loss(model, params, x)))
+
+
+def test_sample_per_component_and_shapes(key):
+  model, params, _ = _tiny(key, dtype=jnp.float32)
+  images, comps = vade.sample(key, model, params, 6, component=2)
+  assert images.shape == (6, 28, 28, 1)
+  assert bool(jnp.all(comps == 2))
+  assert bool(jnp.all((images >= 0) & (images <= 1)))
+  _, comps = vade.sample(key, model, params, 500)
+  assert set(np.unique(comps)) <= {0, 1, 2}
+
+
+def test_bad_arguments_raise(key):
+  with pytest.raises(ValueError, match="likelihood"):
+    vade.VaDE(gnn.MLPEncoder(2), gnn.MLPDecoder(), 3, 2, likelihood="poisson")
+  with pytest.raises(ValueError, match="n_components"):
+    vade.VaDE(gnn.MLPEncoder(2), gnn.MLPDecoder(), 0, 2)
+  model, params, x = _tiny(key)
+  with pytest.raises(ValueError, match="method"):
+    vade.elbo(key, model, params, x, method="exact")
+
+
+@pytest.mark.parametrize("architecture", gnn.ARCHITECTURES)
+def test_posterior_log_var_reset_makes_gamma_the_gmm_posterior(key, architecture):
+  small = {"hidden": (16,)} if architecture == "mlp" else {}
+  model = vade.VaDE(gnn.make_encoder(architecture, 3, **small), gnn.make_decoder(architecture, **small), 4, 3)
+  x = jax.random.uniform(key, (6, 28, 28, 1), jnp.float32)
+  params = model.init(jax.random.key(1), x)
+  params = params._replace(prior=vade.PriorParams(
+      jnp.zeros(4, jnp.float32), jax.random.normal(key, (4, 3), jnp.float32) * 0.05,
+      jnp.log(jnp.full((4, 3), 1e-3, jnp.float32)).at[0].set(0.0)))
+  # A random log-variance head gives variances ~1, far wider than three of the components.
+  reset = vade.init_posterior_from_prior(params, fraction=0.01)
+  mean, log_var = model.encode(reset, x)
+  np.testing.assert_allclose(log_var, jnp.broadcast_to(jnp.log(1e-5), log_var.shape), rtol=1e-4)
+  np.testing.assert_allclose(mean, model.encode(params, x)[0])  # the mean head is untouched
+  gmm_resp = gmmjax.predict_proba(vade.prior_to_gmm(reset.prior), mean)
+  np.testing.assert_allclose(vade.predict_proba(model, reset, x), gmm_resp, atol=0.05)
