@@ -1,5 +1,6 @@
 """gmmjax: Gaussian mixture models in JAX, and the deep generative models built on them."""
 
+from ._batched import fit_masked as fit_masked
 from ._em import em_step as em_step
 from ._em import fit as fit
 from ._em import m_step as m_step
@@ -11,19 +12,28 @@ from ._logprob import e_step as e_step
 from ._logprob import log_prob as log_prob
 from ._logprob import predict as predict
 from ._logprob import predict_proba as predict_proba
+from ._online import OnlineState as OnlineState
+from ._online import online_init as online_init
+from ._online import online_update as online_update
 from ._sample import sample as sample
 from ._select import SelectionResult as SelectionResult
 from ._select import aic as aic
 from ._select import bic as bic
 from ._select import n_parameters as n_parameters
 from ._select import select_n_components as select_n_components
+from ._sharded import psum_stats as psum_stats
+from ._sharded import shard_rows as shard_rows
 from ._stats import SuffStats as SuffStats
 from ._stats import merge as merge
 from ._stats import params_from_stats as params_from_stats
 from ._stats import suff_stats as suff_stats
-from ._types import COVARIANCE_TYPES as COVARIANCE_TYPES
+from ._stream import fit_stream as fit_stream
+from ._types import COVARIANCE_TYPES as _COVARIANCE_TYPES
 from ._types import FitResult as FitResult
 from ._types import GMMParams as GMMParams
+
+COVARIANCE_TYPES: tuple[str, ...] = _COVARIANCE_TYPES
+"""The covariance structures a mixture can have: "full", "diag", "spherical", "tied"."""
 
 __version__ = "0.1.0"
 
@@ -32,6 +42,7 @@ __all__ = [
     "FitResult",
     "GMMParams",
     "KMeansResult",
+    "OnlineState",
     "SelectionResult",
     "SuffStats",
     "aic",
@@ -40,16 +51,22 @@ __all__ = [
     "e_step",
     "em_step",
     "fit",
+    "fit_masked",
+    "fit_stream",
     "kmeans",
     "kmeans_plusplus",
     "log_prob",
     "m_step",
     "merge",
     "n_parameters",
+    "online_init",
+    "online_update",
     "params_from_stats",
     "predict",
     "predict_proba",
+    "psum_stats",
     "sample",
     "select_n_components",
+    "shard_rows",
     "suff_stats",
 ]

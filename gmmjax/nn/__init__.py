@@ -1,7 +1,17 @@
-"""Neural networks built on Gaussian mixtures: encoders/decoders and the GMM-prior VAE (VaDE)."""
+"""Neural networks built on Gaussian mixtures: encoders/decoders, VaDE, DAGMM, mixture density networks, a mixture-latent GAN."""
 
+from . import dagmm as dagmm
+from . import fid as fid
+from . import gan as gan
+from . import mdn as mdn
 from . import networks as networks
 from . import vade as vade
+from .dagmm import DAGMM as DAGMM
+from .gan import Discriminator as Discriminator
+from .gan import Generator as Generator
+from .gan import MixtureLatent as MixtureLatent
+from .mdn import MDNHead as MDNHead
+from .mdn import MDNParams as MDNParams
 from .networks import ARCHITECTURES as ARCHITECTURES
 from .networks import IMAGE_SHAPE as IMAGE_SHAPE
 from .networks import LIKELIHOODS as LIKELIHOODS
@@ -18,6 +28,16 @@ from .networks import mean_image as mean_image
 
 __all__ = [
     "ARCHITECTURES",
+    "DAGMM",
+    "Discriminator",
+    "Generator",
+    "MDNHead",
+    "MDNParams",
+    "MixtureLatent",
+    "dagmm",
+    "fid",
+    "gan",
+    "mdn",
     "ConvDecoder",
     "ConvEncoder",
     "IMAGE_SHAPE",
