@@ -8,7 +8,6 @@ import inspect
 
 import pdoc
 import pdoc.doc
-import pytest
 
 import gmmjax
 from gmmjax import interop

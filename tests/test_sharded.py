@@ -32,7 +32,6 @@ def _fit_diff(a, b):
 
 def _worker() -> dict:
   import jax
-  import jax.numpy as jnp
   import numpy as np
   from jax.sharding import AxisType
 

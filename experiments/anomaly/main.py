@@ -12,8 +12,6 @@ auroc_per_class.png into the workdir.
 
 from __future__ import annotations
 
-import argparse
-import ast
 import dataclasses
 import json
 import pathlib
@@ -31,6 +29,7 @@ from gmmjax import data as gdata
 from gmmjax import metrics
 from gmmjax.nn import dagmm
 
+from .. import cli
 from .configs import Config, get_config
 
 
@@ -241,27 +240,9 @@ def train_and_evaluate(config: Config, workdir: str | pathlib.Path) -> dict:
   return results
 
 
-def parse_overrides(config, pairs: list[str]):
-  """`key=value` overrides (Python literals, else strings) applied to a frozen dataclass."""
-  updates = {}
-  for pair in pairs:
-    key, _, value = pair.partition("=")
-    if key not in {f.name for f in dataclasses.fields(config)}:
-      raise ValueError(f"unknown config field {key!r}")
-    try:
-      updates[key] = ast.literal_eval(value)
-    except (ValueError, SyntaxError):
-      updates[key] = value
-  return dataclasses.replace(config, **updates)
-
-
 def main(argv=None) -> None:
-  parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-  parser.add_argument("--config", default="tiny", choices=("tiny", "cpu", "full"))
-  parser.add_argument("--workdir", required=True)
-  parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE")
-  args = parser.parse_args(argv)
-  config = parse_overrides(get_config(args.config), args.set)
+  args = cli.parse_args(argv, __doc__, "tiny", ("tiny", "cpu", "full"))
+  config = cli.parse_overrides(get_config(args.config), args.set)
   results = train_and_evaluate(config, args.workdir)
   print(_table(results, config.classes))
   print(f"seconds/epoch {results['seconds_per_epoch']:.2f}, total {results['total_seconds']:.1f} s")

@@ -11,7 +11,6 @@ metrics.jsonl, results.json and samples.png (MDN samples over the data).
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import json
 import pathlib
@@ -28,7 +27,7 @@ from tqdm import tqdm
 
 from gmmjax.nn import mdn
 
-from ..anomaly.main import parse_overrides
+from .. import cli
 from .configs import Config, get_config
 
 
@@ -139,12 +138,8 @@ def train_and_evaluate(config: Config, workdir: str | pathlib.Path) -> dict:
 
 
 def main(argv=None) -> None:
-  parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-  parser.add_argument("--config", default="tiny", choices=("tiny", "cpu", "full"))
-  parser.add_argument("--workdir", required=True)
-  parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE")
-  args = parser.parse_args(argv)
-  config = parse_overrides(get_config(args.config), args.set)
+  args = cli.parse_args(argv, __doc__, "tiny", ("tiny", "cpu", "full"))
+  config = cli.parse_overrides(get_config(args.config), args.set)
   print(json.dumps(train_and_evaluate(config, args.workdir), indent=2))
 
 

@@ -15,8 +15,6 @@ Writes to `workdir`: `pretrain/` and `joint/` (config.json, metrics.jsonl, check
 
 from __future__ import annotations
 
-import argparse
-import ast
 import dataclasses
 import importlib
 import json
@@ -35,6 +33,7 @@ from gmmjax import nn as gnn
 from gmmjax import train as gtrain
 from gmmjax.nn import vade
 
+from .. import cli
 from .configs.base import Config
 
 
@@ -49,17 +48,7 @@ class SeedState(NamedTuple):
 def load_config(name: str, overrides: list[str] | None = None) -> Config:
   """`configs/<name>.py`'s config with `key=value` overrides (values parsed as Python literals)."""
   config = importlib.import_module(f"{__package__}.configs.{name}").get_config()
-  changes = {}
-  fields = {f.name for f in dataclasses.fields(Config)}
-  for item in overrides or []:
-    k, _, v = item.partition("=")
-    if k not in fields:
-      raise ValueError(f"unknown config field {k!r}; expected one of {sorted(fields)}")
-    try:
-      changes[k] = ast.literal_eval(v)
-    except (ValueError, SyntaxError):
-      changes[k] = v
-  return dataclasses.replace(config, **changes)
+  return cli.parse_overrides(config, overrides or [])
 
 
 def build_model(config: Config) -> vade.VaDE:
@@ -316,12 +305,7 @@ def _write_plots(config, model, params, images, workdir, joint_history, pre_hist
 
 
 def main(argv=None):
-  parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-  parser.add_argument("--config", default="default", help="module in experiments/vade/configs")
-  parser.add_argument("--workdir", required=True)
-  parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                      help="override a config field")
-  args = parser.parse_args(argv)
+  args = cli.parse_args(argv, __doc__, "default")
   results = train_and_evaluate(load_config(args.config, args.set), args.workdir)
   for part in ("after_gmm_init", "first5", "all"):
     s = results[part]

@@ -2,7 +2,6 @@
 or corrupted checkpoint is refused with a clear error (and left untouched) instead of being loaded."""
 
 import hashlib
-import json
 import os
 import pathlib
 from typing import Any

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from scipy import integrate
 
-mdn_main = pytest.importorskip("experiments.mdn.main")
+from experiments.mdn import main as mdn_main
 from experiments.mdn.configs import get_config  # noqa: E402
 
 

@@ -8,7 +8,6 @@ import pytest
 from experiments.vade import generate as vade_generate
 from experiments.vade import main as vade_main
 
-pytest.importorskip("mlxtend")
 
 
 @pytest.mark.slow
