@@ -11,10 +11,12 @@ chunk's own spread. Every EM pass, exact or streamed, sharded or online, is
 
 from __future__ import annotations
 
+import functools
 from typing import Callable
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jax.typing import ArrayLike
 
 from . import _checks, _chunking, _linalg
@@ -54,6 +56,26 @@ def _outer_sum(coef: jax.Array, u: jax.Array, covariance_type: str) -> jax.Array
   return coef[:, None] * u * u
 
 
+@functools.cache
+def _pair_indices(d: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+  """Index pairs (i, j) covering each unordered pair once, and `[d, d]` unpacking.
+
+  Pairs are taken cyclically, (i, i + s mod d) for s < d/2 plus the antipodal
+  half, so both index vectors run over contiguous blocks of columns.
+  """
+  half = d // 2
+  shifts = np.arange((d + 1) // 2)
+  rows = np.tile(np.arange(d), len(shifts))
+  cols = (rows + np.repeat(shifts, d)) % d
+  if d % 2 == 0 and d > 0:
+    rows = np.concatenate([rows, np.arange(half)])
+    cols = np.concatenate([cols, np.arange(half) + half])
+  unpack = np.empty((d, d), np.int32)
+  unpack[rows, cols] = np.arange(len(rows))
+  unpack[cols, rows] = np.arange(len(rows))
+  return rows, cols, unpack
+
+
 def _safe_div(a: jax.Array, b: jax.Array) -> jax.Array:
   return jnp.where(b > 0, a / jnp.where(b > 0, b, 1), 0)
 
@@ -80,9 +102,15 @@ def chunk_stats(
   counts = jnp.sum(resp, axis=0)
   mean_s = _safe_div(_linalg.mm(resp.T, xs), counts[:, None])
   if covariance_type == "full":
-    # One [d, c] x [c, k*d] GEMM for all components' scatter matrices.
-    weighted = (resp[:, :, None] * xs[:, None, :]).reshape(c, k * d)
-    s2 = jnp.transpose(_linalg.mm(xs.T, weighted).reshape(d, k, d), (1, 0, 2))
+    # Scatter matrices are symmetric: one [p, c] x [c, k] GEMM over the
+    # p = d(d+1)/2 distinct products x_i x_j gives all k of them, half the
+    # flops of forming resp * x ([c, k*d]) for a [d, c] x [c, k*d] GEMM.
+    rows, cols, unpack = _pair_indices(d)
+    xt = xs.T
+    packed = _linalg.mm(xt[rows] * xt[cols], resp)
+    # The barrier keeps XLA from folding the transpose into the GEMM, which
+    # turns it into a transposed-operand product several times slower on CPU.
+    s2 = jax.lax.optimization_barrier(packed).T[:, unpack]
   elif covariance_type == "tied":
     s2 = _linalg.mm(xs.T, jnp.sum(resp, axis=1, keepdims=True) * xs)
   else:
