@@ -6,13 +6,16 @@
 All models share one program: parameters and optimiser states are stacked on a
 leading model axis and every step is `vmap`-ed over it, so 30 models train as
 one batched computation; an epoch is one `lax.scan` (one host sync per epoch).
-Writes config.json, metrics.jsonl (per epoch), results.json, results.md and
-auroc_per_class.png into the workdir.
+`gmmjax.train.fit` drives the epochs (one "step" = one epoch): JSONL metrics,
+tqdm, Orbax checkpoints, and resume when the same command is run again.
+Writes config.json, metrics.jsonl (per epoch), checkpoints/, results.json,
+results.md, auroc_per_class.png and learning_curves.png into the workdir.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import pathlib
 import sys
@@ -27,6 +30,7 @@ from tqdm import tqdm
 import gmmjax
 from gmmjax import data as gdata
 from gmmjax import metrics
+from gmmjax import train as gtrain
 from gmmjax.nn import dagmm
 
 from .. import cli
@@ -66,14 +70,20 @@ def _chunked(fn, x: jax.Array, chunk: int):
   return jax.tree.map(lambda a: a.reshape(-1, *a.shape[2:])[:n], out)
 
 
-def make_functions(config: Config, model: dagmm.DAGMM, tx: optax.GradientTransformation):
-  """Jitted `init(keys)`, `epoch(params, opt, keys, x_train, class_idx)` and `embed(...)`."""
+@functools.lru_cache(maxsize=2)
+def make_functions(config: Config):
+  """Jitted `init(keys)`, `epoch(state, e, keys, x_train, class_idx)` and `score_all(...)`.
+
+  Cached per config, so that a rerun in the same process (a resume) reuses the compilations.
+  """
+  model = make_model(config)
+  tx = optax.adam(config.learning_rate)
 
   def init_one(key):
     k_p, k_d = jax.random.split(key)
     x0 = jnp.zeros((2, 28, 28, 1), jnp.float32)
     params = model.init({"params": k_p, "dropout": k_d}, x0, train=True)["params"]
-    return params, tx.init(params)
+    return gtrain.TrainState.create(params=params, tx=tx)
 
   def loss_fn(params, x, key):
     out = model.apply({"params": params}, x, train=True, rngs={"dropout": key})
@@ -82,23 +92,29 @@ def make_functions(config: Config, model: dagmm.DAGMM, tx: optax.GradientTransfo
         reg_covar=config.reg_covar)
     return terms.total, terms
 
-  def step_one(params, opt, key, x_class):
+  def step_one(state, key, x_class):
     k_idx, k_drop = jax.random.split(key)
     idx = jax.random.randint(k_idx, (config.batch_size,), 0, x_class.shape[0])
-    (_, terms), grads = jax.value_and_grad(loss_fn, has_aux=True)(params, x_class[idx], k_drop)
-    updates, opt = tx.update(grads, opt, params)
-    return optax.apply_updates(params, updates), opt, terms
+    (_, terms), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params, x_class[idx], k_drop)
+    return state.apply_gradients(grads), terms
 
-  def epoch(params, opt, keys, x_train, class_idx):
-    """keys: `[steps, M]`; returns new params/opt and per-model mean loss terms."""
+  def epoch(state, e, model_keys, x_train, class_idx):
+    """One epoch of every model: `state` and `model_keys` `[M]`, `e` the epoch index.
 
-    def body(carry, k):
-      p, o = carry
-      p, o, terms = jax.vmap(lambda p, o, k, c: step_one(p, o, k, x_train[c]))(p, o, k, class_idx)
-      return (p, o), terms
+    Returns the new state and the loss terms (each model's mean over the epoch, then the mean over the
+    models) with "finite": whether all of them are finite.
+    """
+    steps = max(1, x_train.shape[1] // config.batch_size)
+    keys = jax.vmap(lambda k: jax.random.split(jax.random.fold_in(k, e), steps))(model_keys)
 
-    (params, opt), terms = jax.lax.scan(body, (params, opt), keys)
-    return params, opt, jax.tree.map(lambda a: jnp.mean(a, axis=0), terms)
+    def body(s, k):
+      return jax.vmap(lambda s, k, c: step_one(s, k, x_train[c]))(s, k, class_idx)
+
+    state, terms = jax.lax.scan(body, state, jnp.swapaxes(keys, 0, 1))
+    terms = jax.tree.map(lambda a: jnp.mean(a, axis=0), terms)  # [M]
+    out = {f: jnp.mean(getattr(terms, f)) for f in terms._fields}
+    out["finite"] = jnp.all(jnp.stack([jnp.all(jnp.isfinite(a)) for a in terms]))
+    return state, out
 
   def embed(params, x):
     """`x: [n, ...]` -> `(z [n, l + 2], gamma [n, k])` of one model, in chunks."""
@@ -120,6 +136,37 @@ def make_functions(config: Config, model: dagmm.DAGMM, tx: optax.GradientTransfo
     return jax.vmap(lambda p, c: scores(p, x_train[c], x_test))(params, class_idx)
 
   return jax.jit(jax.vmap(init_one)), jax.jit(epoch), jax.jit(score_all)
+
+
+def _model_keys(config: Config) -> jax.Array:
+  """`[C * S]` keys; model m = (class m // S, seed m % S)."""
+  return jnp.stack([jax.random.key(1000 * s + c) for c in config.classes for s in config.seeds])
+
+
+def train_models(config: Config, x_train: jax.Array, workdir: str | pathlib.Path) -> gtrain.FitResult:
+  """Trains the (class, seed) models on `x_train: [C, n, 28, 28, 1]` with `gmmjax.train.fit`.
+
+  One fit step is one epoch of all models; a workdir with checkpoints resumes where it stopped.
+
+  Returns:
+    The `FitResult`; its state's leaves have a leading `[C * S]` model axis.
+  """
+  n_c, n_s = len(config.classes), len(config.seeds)
+  class_idx = jnp.repeat(jnp.arange(n_c), n_s)
+  model_keys = _model_keys(config)
+  init, epoch, _ = make_functions(config)
+
+  def train_step(state, e, key):
+    del key  # Each model's keys derive from its own key and the epoch.
+    t = time.time()
+    state, out = epoch(state, e, model_keys, x_train, class_idx)
+    jax.block_until_ready(out)  # the epoch's one host sync
+    return state, {**out, "seconds": time.time() - t}
+
+  return gtrain.fit(
+      train_step, init(model_keys), lambda e: jnp.asarray(e, jnp.int32), key=jax.random.key(0),
+      num_steps=config.epochs, batch_size=config.batch_size, workdir=workdir,
+      checkpoint_every=config.checkpoint_every, log_every=1, config=dataclasses.asdict(config))
 
 
 def _gmm_scores(key, f_train: np.ndarray, f_test: np.ndarray, config: Config) -> np.ndarray:
@@ -185,36 +232,18 @@ def train_and_evaluate(config: Config, workdir: str | pathlib.Path) -> dict:
     The results dictionary also written to `workdir/results.json`.
   """
   workdir = pathlib.Path(workdir)
-  workdir.mkdir(parents=True, exist_ok=True)
-  (workdir / "config.json").write_text(json.dumps(dataclasses.asdict(config), indent=2))
   t0 = time.time()
   x_train_np, x_test_np, y_test = _load(config)
   x_train, x_test = jnp.asarray(x_train_np, jnp.float32), jnp.asarray(x_test_np, jnp.float32)
   n_c, n_s = len(config.classes), len(config.seeds)
   class_idx = jnp.repeat(jnp.arange(n_c), n_s)  # model m = (class m // S, seed m % S)
-  model_keys = jnp.stack([jax.random.key_data(jax.random.key(1000 * s + c))
-                          for c in config.classes for s in config.seeds])
-  model_keys = jax.vmap(jax.random.wrap_key_data)(model_keys)
 
-  model = make_model(config)
-  tx = optax.adam(config.learning_rate)
-  init, epoch, score_all = make_functions(config, model, tx)
-  params, opt = init(model_keys)
-  steps = max(1, x_train.shape[1] // config.batch_size)
-  timings = []
-  with open(workdir / "metrics.jsonl", "w") as log:
-    for e in tqdm(range(config.epochs), desc="epochs"):
-      keys = jax.vmap(lambda k: jax.random.split(jax.random.fold_in(k, e), steps))(model_keys)
-      t = time.time()
-      params, opt, terms = epoch(params, opt, jnp.swapaxes(keys, 0, 1), x_train, class_idx)
-      terms = jax.tree.map(np.asarray, terms)  # the epoch's one host sync
-      timings.append(time.time() - t)
-      row = {"epoch": e + 1, "seconds": timings[-1],
-             **{f: float(np.mean(getattr(terms, f))) for f in terms._fields},
-             "finite": bool(all(np.all(np.isfinite(a)) for a in terms))}
-      log.write(json.dumps(row) + "\n")
-      log.flush()
-
+  trained = train_models(config, x_train, workdir)
+  params = trained.state.params
+  history = [r for r in trained.history if r.get("split") == "train"]
+  # One per epoch, including those of the run this one resumed.
+  timings = [r["seconds"] for r in history]
+  _, _, score_all = make_functions(config)
   energies, z_tr, z_te = score_all(params, x_train, class_idx, x_test)
   energies, z_tr, z_te = np.asarray(energies), np.asarray(z_tr), np.asarray(z_te)
   cols = slice(0, config.latent_dim) if config.gmm_features == "code" else slice(None)
@@ -237,6 +266,8 @@ def train_and_evaluate(config: Config, workdir: str | pathlib.Path) -> dict:
   (workdir / "results.json").write_text(json.dumps(results, indent=2))
   (workdir / "results.md").write_text(_table(results, config.classes))
   _plot(results, config.classes, workdir / "auroc_per_class.png")
+  gtrain.plots.plot_learning_curves(history, workdir / "learning_curves.png",
+                                    keys=list(dagmm.DAGMMLoss._fields))
   return results
 
 

@@ -7,13 +7,17 @@ Evaluation uses only networks trained here: a Fashion-MNIST classifier's
 penultimate features give the Frechet distance between generated and real test
 images, its labels the per-image entropy, the class coverage and the inception
 score. Training runs in scanned chunks of `log_every` steps (one host sync per
-chunk). Writes config.json, metrics.jsonl, results.json, results.md and a sample
-grid PNG per GAN into the workdir.
+chunk), driven by `gmmjax.train.fit` (one fit step = one chunk): JSONL metrics,
+tqdm, Orbax checkpoints, and resume when the same command is run again. Writes
+config.json, results.json, results.md, learning_curves.png, a sample grid PNG per
+GAN, and per GAN a folder `<latent>/` (config.json, metrics.jsonl, checkpoints/)
+into the workdir.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import pathlib
 import sys
@@ -23,9 +27,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
-from tqdm import tqdm
 
 from gmmjax import data as gdata
+from gmmjax import train as gtrain
 from gmmjax.nn import fid, gan
 
 from .. import cli
@@ -49,40 +53,67 @@ def _grid(images: np.ndarray, path: pathlib.Path, title: str) -> None:
   plt.close(fig)
 
 
-def train_gan(key: jax.Array, config: Config, latent: str, x_train: jax.Array, log, desc: str):
-  """Trains one GAN; returns `(generator, generator params, seconds per step)`."""
+@functools.lru_cache(maxsize=4)
+def make_functions(config: Config, latent: str):
+  """`(generator, init, run_chunk)` of one GAN.
+
+  `init(key) -> gan.GANState`; `run_chunk(state, keys [n], x_train) -> (state, metrics)` runs n steps as
+  one jitted scan, metrics averaged over them. Cached per (config, latent), so that a rerun in the same
+  process (a resume) reuses the compilations.
+  """
   generator = gan.Generator(latent=latent, latent_dim=config.latent_dim, n_components=config.n_components,
                             features=config.g_features)
   discriminator = gan.Discriminator(features=config.d_features)
   tx = optax.adam(config.learning_rate, b1=config.beta1)
   init, step = gan.make_gan(generator, discriminator, tx, tx, config.scale_weight)
-  k_init, k_train = jax.random.split(key)
-  state = init(k_init)
-  chunk = min(config.log_every, config.steps)
 
   @jax.jit
-  def run_chunk(state, keys):
+  def run_chunk(state, keys, x_train):
     def body(s, k):
       k_idx, k_step = jax.random.split(k)
       idx = jax.random.randint(k_idx, (config.batch_size,), 0, x_train.shape[0])
       return step(s, k_step, x_train[idx])
 
     state, m = jax.lax.scan(body, state, keys)
-    return state, jax.tree.map(jnp.mean, m)
+    return state, {**jax.tree.map(jnp.mean, m)._asdict(), "gan_step": state.step}
 
-  times = []
-  for c in tqdm(range(-(-config.steps // chunk)), desc=desc):
+  return generator, init, run_chunk
+
+
+def train_gan(key: jax.Array, config: Config, latent: str, x_train: jax.Array,
+              workdir: str | pathlib.Path) -> tuple[gan.Generator, gtrain.FitResult]:
+  """Trains one GAN with `gmmjax.train.fit` in `workdir`, resuming from its checkpoints.
+
+  Returns:
+    `(generator, fit result)`; the result's state is a `gan.GANState`.
+  """
+  generator, init, run_chunk = make_functions(config, latent)
+  k_init, k_train = jax.random.split(key)
+  chunk = min(config.log_every, config.steps)
+
+  def check(state, expected):
+    # Chunks are indexed by fit's steps: a checkpoint of other chunks would resume the wrong run.
+    if int(state.step) != expected:
+      raise ValueError(f"{workdir} holds a run with other `steps` or `log_every` (GAN step "
+                       f"{int(state.step)}, expected {expected}); use another workdir.")
+
+  def train_step(state, c, key):
+    del key  # Chunk c's keys derive from `k_train` and c alone.
+    check(state, c * chunk)
     n = min(chunk, config.steps - c * chunk)
     keys = jax.random.split(jax.random.fold_in(k_train, c), n)
     t = time.time()
-    state, m = run_chunk(state, keys)
-    m = jax.tree.map(float, m)  # the chunk's one host sync
-    times.append((time.time() - t) / n)
-    log.write(json.dumps({"gan": latent, "step": int(state.step), "seconds_per_step": times[-1],
-                          **m._asdict()}) + "\n")
-    log.flush()
-  steady = times[1:] if len(times) > 1 else times
-  return generator, state.g_params, float(np.median(steady))
+    state, m = run_chunk(state, keys, x_train)
+    jax.block_until_ready(m)  # the chunk's one host sync
+    return state, {**m, "seconds_per_step": (time.time() - t) / n}
+
+  result = gtrain.fit(
+      train_step, init(k_init), lambda c: c, key=k_train, num_steps=-(-config.steps // chunk),
+      batch_size=config.batch_size, workdir=workdir, seed=config.seed,
+      checkpoint_every=max(1, -(-config.checkpoint_every // chunk)), log_every=1,
+      config=dataclasses.asdict(config))
+  check(result.state, config.steps)
+  return generator, result
 
 
 def _evaluate(cls_params, cls_model, images, real_feats) -> dict:
@@ -126,19 +157,26 @@ def train_and_evaluate(config: Config, workdir: str | pathlib.Path) -> dict:
   # Reference points: real training images against the real test images.
   results["models"]["real train images"] = _evaluate(cls_params, cls_model, x_train[: config.n_eval], real_feats)
 
-  with open(workdir / "metrics.jsonl", "w") as log:
-    for i, latent in enumerate(config.latents):
-      generator, g_params, sps = train_gan(jax.random.fold_in(k_gan, i), config, latent, x_train, log, latent)
-      sample = jax.jit(lambda k: generator.apply({"params": g_params}, k, 1000))
-      images = jnp.concatenate([sample(jax.random.fold_in(k_eval, j))
-                                for j in range(-(-config.n_eval // 1000))])[: config.n_eval]
-      r = _evaluate(cls_params, cls_model, images, real_feats)
-      r["seconds_per_step"] = sps
-      if latent == "mixture":
-        scales = generator.apply({"params": g_params}, method=lambda m: m.prior.scales())
-        r["latent_scale_mean"] = float(jnp.mean(scales))
-      results["models"][f"{latent} latent"] = r
-      _grid(np.asarray(images[:64]), workdir / f"samples_{latent}.png", f"{latent} latent")
+  curves = []
+  for i, latent in enumerate(config.latents):
+    generator, trained = train_gan(jax.random.fold_in(k_gan, i), config, latent, x_train, workdir / latent)
+    g_params = trained.state.g_params
+    sample = jax.jit(lambda k: generator.apply({"params": g_params}, k, 1000))
+    images = jnp.concatenate([sample(jax.random.fold_in(k_eval, j))
+                              for j in range(-(-config.n_eval // 1000))])[: config.n_eval]
+    r = _evaluate(cls_params, cls_model, images, real_feats)
+    # Median over the chunks after the first, which includes compilation.
+    times = [rec["seconds_per_step"] for rec in trained.history if rec.get("split") == "train"]
+    r["seconds_per_step"] = float(np.median(times[1:] if len(times) > 1 else times))
+    if latent == "mixture":
+      scales = generator.apply({"params": g_params}, method=lambda m: m.prior.scales())
+      r["latent_scale_mean"] = float(jnp.mean(scales))
+    results["models"][f"{latent} latent"] = r
+    _grid(np.asarray(images[:64]), workdir / f"samples_{latent}.png", f"{latent} latent")
+    # One line per GAN: the plot draws one line per "split".
+    curves += [{**rec, "step": rec["gan_step"], "split": latent} for rec in trained.history]
+  gtrain.plots.plot_learning_curves(curves, workdir / "learning_curves.png",
+                                    keys=["d_loss", "g_loss", "scale_penalty"])
   results["total_seconds"] = time.time() - t0
   results["device"] = str(jax.devices()[0].device_kind)
   (workdir / "results.json").write_text(json.dumps(results, indent=2))

@@ -118,7 +118,7 @@ def fit(train_step: Callable, state: Any, train_data: Any, *, key: jax.Array, nu
     eval_every: steps between evaluations (None: only at the end).
     eval_batch_size: defaults to `batch_size`.
     data_parallel: shard each batch over all local devices and replicate the state.
-    progress: show a tqdm bar with the live loss.
+    progress: show a tqdm bar, with the live "loss" if the step reports one.
     callback: `callback(step, state, metrics)` after each step (metrics still on device).
     config: the run's configuration, written to config.json (dataclass, ConfigDict or dict).
 
@@ -184,7 +184,8 @@ def fit(train_step: Callable, state: Any, train_data: Any, *, key: jax.Array, nu
     fetched = jax.device_get([m for _, m in pending])
     records = [{"step": s, "split": "train", **_to_floats(m)} for (s, _), m in zip(pending, fetched)]
     write(records)
-    bar.set_postfix(loss=f"{records[-1].get('loss', float('nan')):.4g}", refresh=False)
+    if "loss" in records[-1]:  # A GAN's step reports two losses, neither under this name.
+      bar.set_postfix(loss=f"{records[-1]['loss']:.4g}", refresh=False)
     pending.clear()
 
   try:

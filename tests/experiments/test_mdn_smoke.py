@@ -1,10 +1,14 @@
 """End-to-end tiny run of the mixture density network experiment, and its true density."""
 
+import dataclasses
 import json
+import shutil
 
 import numpy as np
 import pytest
 from scipy import integrate
+
+from gmmjax import train
 
 from experiments.mdn import main as mdn_main
 from experiments.mdn.configs import get_config  # noqa: E402
@@ -21,8 +25,34 @@ def test_true_conditional_density_integrates_to_one():
 
 def test_tiny_config_end_to_end(tmp_path):
   results = mdn_main.train_and_evaluate(get_config("tiny"), tmp_path)
-  for name in ("config.json", "metrics.jsonl", "results.json", "samples.png"):
+  for name in ("config.json", "metrics.jsonl", "results.json", "samples.png", "learning_curves.png"):
     assert (tmp_path / name).stat().st_size > 0
   assert np.isfinite(results["test_nll"]) and np.isfinite(results["true_nll"])
   assert results["test_nll"] > results["true_nll"] - 0.05  # the truth is (nearly) unbeatable
   assert json.loads((tmp_path / "results.json").read_text())["gap"] == pytest.approx(results["gap"])
+
+
+def test_rerun_resumes_from_the_checkpoints(tmp_path, monkeypatch):
+  """A rerun resumes from the last checkpoint; from an earlier one it repeats the same steps."""
+  fit, resumed_from = train.fit, []
+
+  def recording_fit(*args, **kwargs):
+    result = fit(*args, **kwargs)
+    resumed_from.append(result.resumed_from)
+    return result
+
+  monkeypatch.setattr(train, "fit", recording_fit)
+  config = dataclasses.replace(get_config("tiny"), steps=60, checkpoint_every=30)
+
+  def run():
+    results = mdn_main.train_and_evaluate(config, tmp_path)
+    del results["total_seconds"]
+    return results, (tmp_path / "metrics.jsonl").read_text()
+
+  first, first_metrics = run()
+  assert sorted(int(p.name) for p in (tmp_path / "checkpoints").iterdir() if p.name.isdigit()) == [30, 60]
+  assert [r["step"] for r in train.read_metrics(tmp_path)] == list(range(1, 61))
+  assert run() == (first, first_metrics)
+  shutil.rmtree(tmp_path / "checkpoints" / "60")  # as if killed after step 30
+  assert run() == (first, first_metrics)
+  assert resumed_from == [None, 60, 30]

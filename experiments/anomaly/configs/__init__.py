@@ -22,6 +22,7 @@ class Config:
       detector, `gmmjax.fit` on the standardised training features ("code" or "z" = code plus
       reconstruction features) of the trained compression network.
     eval_chunk: images per chunk when embedding (bounds memory).
+    checkpoint_every: epochs between checkpoints (the last epoch is always saved).
     data_dir: folder of the Fashion-MNIST IDX files (None: $GMMJAX_FASHION_MNIST_DIR or Debian's).
   """
 
@@ -46,6 +47,7 @@ class Config:
   gmm_reg_covar: float = 1e-3
   gmm_n_init: int = 2
   eval_chunk: int = 2000
+  checkpoint_every: int = 5
   data_dir: str | None = None
 
 

@@ -15,6 +15,8 @@ class Config:
     steps, batch_size, learning_rate, beta1: Adam training of both players, one D and one G step each.
     scale_weight: weight of DeLiGAN's scale regulariser.
     log_every: steps per scanned chunk (one host sync and one metrics row per chunk).
+    checkpoint_every: steps between checkpoints, rounded up to whole chunks (the last step is always
+      saved).
     classifier_steps, classifier_batch: training of the evaluation classifier.
     n_eval: generated images (and real test images) for the Frechet distance and label statistics.
     train_limit: first training images used (None: all 60000).
@@ -33,6 +35,7 @@ class Config:
   beta1: float = 0.5
   scale_weight: float = 1.0
   log_every: int = 500
+  checkpoint_every: int = 2000
   classifier_steps: int = 3000
   classifier_batch: int = 256
   n_eval: int = 10000

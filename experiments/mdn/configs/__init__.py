@@ -14,6 +14,7 @@ class Config:
     hidden: tanh MLP widths before the MDN head.
     n_components, covariance_type, min_scale: the `MDNHead`.
     steps, learning_rate: full-batch Adam steps.
+    checkpoint_every: steps between checkpoints (the last step is always saved).
     seed: PRNG seed (data and initialisation).
   """
 
@@ -27,6 +28,7 @@ class Config:
   min_scale: float = 1e-3
   steps: int = 4000
   learning_rate: float = 3e-3
+  checkpoint_every: int = 1000
   seed: int = 0
 
 
