@@ -33,7 +33,11 @@ def _float_array(a: ArrayLike, name: str) -> jax.Array:
 def _check_finite(a, name: str) -> None:
   if not _is_concrete(a):
     return
-  ok = np.all(np.isfinite(a)) if isinstance(a, np.ndarray) else jnp.all(jnp.isfinite(a))
+  if isinstance(a, np.ndarray):
+    # min/max propagate NaN and expose inf without an [n, d] boolean temporary.
+    ok = a.size == 0 or (np.isfinite(np.min(a)) and np.isfinite(np.max(a)))
+  else:
+    ok = jnp.all(jnp.isfinite(a))
   if not bool(ok):
     raise ValueError(f"{name} contains NaN or infinity")
 

@@ -1,14 +1,18 @@
-"""Synthetic mixture data generated on the device, chunk by chunk, in place.
+"""Synthetic mixture data generated chunk by chunk, in place.
 
-`[n, d]` rows are written into one preallocated buffer with
-`dynamic_update_slice` inside a `fori_loop`, so generating N = 10M x 64 float32
-(2.56 GB) needs the buffer plus one chunk, not several full-size temporaries.
+On the device (`mixture_rows`), `[n, d]` rows are written into one
+preallocated buffer with `dynamic_update_slice` inside a `fori_loop`, so
+generating N = 10M x 64 float32 (2.56 GB) needs the buffer plus one chunk, not
+several full-size temporaries. On the host (`host_mixture_rows`), NumPy fills a
+64-byte aligned buffer that `jax.device_put` can hand to the CPU backend
+without a copy.
 """
 
 import functools
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 
 def random_mixture(key, k: int, d: int, dtype=jnp.float32, spread: float = 4.0):
@@ -49,3 +53,28 @@ def mixture_rows(key, n: int, k: int, d: int, dtype=jnp.float32, chunk: int = 65
   kp, kx = jax.random.split(key)
   weights, means, scales = random_mixture(kp, k, d, dtype)
   return _generate(jax.random.fold_in(kx, part), weights, means, scales, n=n, chunk=chunk)
+
+
+def host_mixture_rows(seed: int, n: int, k: int, d: int, dtype=np.float32, part: int = 0, chunk: int = 65536) -> np.ndarray:
+  """`[n, d]` rows of a random `k`-component mixture in a read-only NumPy array.
+
+  The mixture depends on `seed` only; `part` selects independent draws from it.
+  The buffer is 64-byte aligned and read-only, so on the CPU backend
+  `jax.device_put` shares it instead of copying (safe, since nothing can write
+  to it afterwards).
+  """
+  mix = np.random.default_rng(seed)
+  weights = mix.dirichlet(np.full(k, 5.0))
+  means = 4.0 * mix.standard_normal((k, d))
+  scales = mix.uniform(0.5, 1.5, (k, d))
+  itemsize = np.dtype(dtype).itemsize
+  raw = np.empty(n * d * itemsize + 64, np.uint8)
+  offset = (-raw.ctypes.data) % 64
+  out = raw[offset : offset + n * d * itemsize].view(dtype).reshape(n, d)
+  rng = np.random.default_rng([seed, part])
+  for start in range(0, n, chunk):
+    rows = min(chunk, n - start)
+    z = rng.choice(k, size=rows, p=weights)
+    out[start : start + rows] = means[z] + scales[z] * rng.standard_normal((rows, d))
+  out.flags.writeable = False
+  return out
