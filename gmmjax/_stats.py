@@ -101,16 +101,21 @@ def chunk_stats(
   k = resp.shape[1]
   counts = jnp.sum(resp, axis=0)
   mean_s = _safe_div(_linalg.mm(resp.T, xs), counts[:, None])
-  if covariance_type == "full":
+  if covariance_type == "full" and d <= 2 * k:
     # Scatter matrices are symmetric: one [p, c] x [c, k] GEMM over the
     # p = d(d+1)/2 distinct products x_i x_j gives all k of them, half the
-    # flops of forming resp * x ([c, k*d]) for a [d, c] x [c, k*d] GEMM.
+    # flops of the [d, c] x [c, k*d] GEMM below. Gathering the products costs
+    # more per element than a broadcast, so this pays only when p <~ k*d.
     rows, cols, unpack = _pair_indices(d)
     xt = xs.T
     packed = _linalg.mm(xt[rows] * xt[cols], resp)
     # The barrier keeps XLA from folding the transpose into the GEMM, which
     # turns it into a transposed-operand product several times slower on CPU.
     s2 = jax.lax.optimization_barrier(packed).T[:, unpack]
+  elif covariance_type == "full":
+    # One [d, c] x [c, k*d] GEMM for all components' scatter matrices.
+    weighted = (resp[:, :, None] * xs[:, None, :]).reshape(c, k * d)
+    s2 = jnp.transpose(_linalg.mm(xs.T, weighted).reshape(d, k, d), (1, 0, 2))
   elif covariance_type == "tied":
     s2 = _linalg.mm(xs.T, jnp.sum(resp, axis=1, keepdims=True) * xs)
   else:

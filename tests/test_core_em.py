@@ -52,6 +52,26 @@ def test_one_em_step_matches_sklearn(covariance_type):
   np.testing.assert_allclose(mean_ll, sk.lower_bound_, rtol=1e-12)
 
 
+@pytest.mark.parametrize("k, d", [(4, 8), (2, 9), (1, 1)])
+def test_one_full_em_step_matches_sklearn_for_both_scatter_paths(k, d):
+  # d <= 2k forms scatter matrices from the distinct products x_i x_j, d > 2k
+  # from resp * x; both must be the same M-step.
+  truth = random_params(3, k, d, "full", spread=3.0)
+  x, _ = mixture_data(4, truth, 500)
+  start = random_params(5, k, d, "full", spread=3.0)
+  with warnings.catch_warnings():
+    warnings.simplefilter("ignore", ConvergenceWarning)
+    sk = _sklearn_from(start, 1e-4, max_iter=1).fit(x)
+  params, mean_ll = gmmjax.em_step(start, x, reg_covar=1e-4)
+  np.testing.assert_allclose(params.weights, sk.weights_, rtol=1e-9)
+  np.testing.assert_allclose(params.means, sk.means_, rtol=1e-9, atol=1e-12)
+  # Seed (4, 8) leaves one component with a count of 1e-9: its near-zero
+  # covariance entries agree on the scale of the covariances, not relatively.
+  scale = np.abs(sk.covariances_).max()
+  np.testing.assert_allclose(params.covariances, sk.covariances_, rtol=1e-6, atol=1e-10 * scale)
+  np.testing.assert_allclose(mean_ll, sk.lower_bound_, rtol=1e-12)
+
+
 @pytest.mark.parametrize("covariance_type", TYPES)
 def test_e_and_m_steps_match_sklearn(covariance_type):
   x, start = _start(covariance_type, seed=10)
