@@ -23,3 +23,16 @@ settings.load_profile("default")
 @pytest.fixture
 def key():
   return jax.random.key(0)
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _release_compiled_programs():
+  """Drops JAX's compilation caches after each test module.
+
+  XLA's CPU backend maps about three memory regions per compiled program, and
+  the suite compiles tens of thousands of programs; past the kernel's
+  `vm.max_map_count` (65530 by default) LLVM's JIT cannot map new code and the
+  process dies with SIGSEGV inside the compiler. Freed programs unmap theirs.
+  """
+  yield
+  jax.clear_caches()
