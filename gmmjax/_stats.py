@@ -73,7 +73,8 @@ def _pair_indices(d: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
   unpack = np.empty((d, d), np.int32)
   unpack[rows, cols] = np.arange(len(rows))
   unpack[cols, rows] = np.arange(len(rows))
-  return rows, cols, unpack
+  # int32: with x64 disabled, int64 indices fail inside jnp indexing.
+  return rows.astype(np.int32), cols.astype(np.int32), unpack
 
 
 def _safe_div(a: jax.Array, b: jax.Array) -> jax.Array:

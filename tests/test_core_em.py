@@ -1,5 +1,8 @@
 """EM against scikit-learn from the same start, and weighted-data identities."""
 
+import os
+import subprocess
+import sys
 import warnings
 
 import jax
@@ -170,3 +173,22 @@ def test_float32_fit(covariance_type):
   assert r32.params.means.dtype == jnp.float32
   np.testing.assert_allclose(r32.log_likelihood, r64.log_likelihood, rtol=1e-5)
   np.testing.assert_allclose(r32.params.means, r64.params.means, rtol=1e-3, atol=1e-3)
+
+
+def test_fit_with_x64_disabled():
+  # The suite runs with x64 enabled; users mostly do not. A fresh process
+  # checks the default-precision paths (both full-covariance scatter paths).
+  code = """
+import jax, numpy as np, gmmjax
+assert not jax.config.jax_enable_x64
+x = np.random.default_rng(0).standard_normal((400, 6)).astype(np.float32)
+for k in (1, 2, 4):
+  for cov in gmmjax.COVARIANCE_TYPES:
+    r = gmmjax.fit(jax.random.key(0), x, k, covariance_type=cov)
+    assert r.params.means.dtype == np.float32 and np.isfinite(float(r.log_likelihood)), (k, cov)
+print("ok")
+"""
+  env = {k: v for k, v in os.environ.items() if k != "JAX_ENABLE_X64"}
+  out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)
+  assert out.returncode == 0, out.stderr[-3000:]
+  assert out.stdout.strip() == "ok"
