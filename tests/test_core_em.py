@@ -177,15 +177,20 @@ def test_float32_fit(covariance_type):
 
 def test_fit_with_x64_disabled():
   # The suite runs with x64 enabled; users mostly do not. A fresh process
-  # checks the default-precision paths (both full-covariance scatter paths).
+  # checks the default-precision paths (both full-covariance scatter paths),
+  # then a float64 fit in scikit-learn's estimator, which turns x64 on for its
+  # call only: index constants made before must not clash with 64-bit ones.
   code = """
 import jax, numpy as np, gmmjax
+from gmmjax.sklearn import GaussianMixture
 assert not jax.config.jax_enable_x64
-x = np.random.default_rng(0).standard_normal((400, 6)).astype(np.float32)
+x = np.random.default_rng(0).standard_normal((400, 6))
 for k in (1, 2, 4):
   for cov in gmmjax.COVARIANCE_TYPES:
-    r = gmmjax.fit(jax.random.key(0), x, k, covariance_type=cov)
+    r = gmmjax.fit(jax.random.key(0), x.astype(np.float32), k, covariance_type=cov)
     assert r.params.means.dtype == np.float32 and np.isfinite(float(r.log_likelihood)), (k, cov)
+gm = GaussianMixture(n_components=4, random_state=0).fit(x)
+assert gm.means_.dtype == np.float64 and np.isfinite(gm.lower_bound_)
 print("ok")
 """
   env = {k: v for k, v in os.environ.items() if k != "JAX_ENABLE_X64"}
