@@ -1,4 +1,4 @@
-"""VaDE on images: AE pretraining -> `gmmjax.fit` on latent means -> joint ELBO training.
+"""VaDE (or GMVAE) on images: AE pretraining -> `gmmjax.fit` on latent means -> joint ELBO training.
 
 All seeds of a run train at once: parameters and optimiser states are stacked along a leading seed
 axis and one jitted `vmap`ped function runs a whole epoch as a `lax.scan` over mini-batches, with the
@@ -7,6 +7,10 @@ metrics, tqdm, Orbax checkpoints and resume.
 
   python -m experiments.vade.main --config default --workdir runs/vade
   python -m experiments.vade.main --config fashion_mnist --workdir runs/vade_fmnist --set epochs=20
+  python -m experiments.vade.main --config gmvae --workdir runs/gmvae
+
+`config.model` picks the model: "vade" (`gmmjax.nn.vade`) or "gmvae" (`gmmjax.nn.gmvae`, q(c | x)
+and q(z | x, c) from a head on the same encoder; the same pretraining and GMM initialisation).
 
 Writes to `workdir`: `pretrain/` and `joint/` (config.json, metrics.jsonl, checkpoints/), `results.json`
 (ACC/NMI/ARI per seed, mean +- std, NaN checks, timings), `samples_per_component.png`,
@@ -31,7 +35,7 @@ from gmmjax import data as gdata
 from gmmjax import metrics as gmetrics
 from gmmjax import nn as gnn
 from gmmjax import train as gtrain
-from gmmjax.nn import vade
+from gmmjax.nn import gmvae, vade
 
 from .. import cli
 from .configs.base import Config
@@ -40,7 +44,7 @@ from .configs.base import Config
 class SeedState(NamedTuple):
   """Training state of all seeds; every leaf has a leading `[n_seeds]` axis."""
 
-  params: vade.VaDEParams
+  params: vade.VaDEParams | gmvae.GMVAEParams
   opt_state: Any
   key: jax.Array  # Raw uint32 keys `[n_seeds, 2]`, so that checkpoints hold plain arrays.
 
@@ -51,13 +55,26 @@ def load_config(name: str, overrides: list[str] | None = None) -> Config:
   return cli.parse_overrides(config, overrides or [])
 
 
-def build_model(config: Config) -> vade.VaDE:
+MODELS = ("vade", "gmvae")
+
+
+def build_model(config: Config) -> vade.VaDE | gmvae.GMVAE:
+  if config.model not in MODELS:
+    raise ValueError(f"model must be one of {MODELS}, got {config.model!r}")
   if config.architecture == "mlp":
     encoder = gnn.MLPEncoder(config.latent_dim, tuple(config.hidden))
     decoder = gnn.MLPDecoder(tuple(reversed(config.hidden)))
   else:
     encoder, decoder = gnn.make_encoder("conv", config.latent_dim), gnn.make_decoder("conv")
+  if config.model == "gmvae":
+    return gmvae.GMVAE(encoder, decoder, config.n_components, config.latent_dim, config.likelihood,
+                       head_hidden=config.head_hidden, uniform_weights=config.uniform_weights)
   return vade.VaDE(encoder, decoder, config.n_components, config.latent_dim, config.likelihood)
+
+
+def model_module(model):
+  """The module with `loss`, `elbo`, `predict`, `sample`, ... for `model`: `gmvae` or `vade`."""
+  return gmvae if isinstance(model, gmvae.GMVAE) else vade
 
 
 def load_images(config: Config) -> tuple[np.ndarray, np.ndarray, Any]:
@@ -128,15 +145,16 @@ def _chunked(fn, images: jax.Array, chunk: int):
   return out.reshape(-1, *out.shape[2:])[:n]
 
 
-def encode_all(model: vade.VaDE, params: vade.VaDEParams, images: jax.Array, chunk: int = 1000):
+def encode_all(model, params, images: jax.Array, chunk: int = 1000):
   """`[n_seeds, n, l]` encoder means for stacked params."""
   fn = jax.jit(jax.vmap(lambda p: _chunked(lambda x: model.encode(p, x)[0], images, chunk)))
   return fn(params)
 
 
-def predict_all(model: vade.VaDE, params: vade.VaDEParams, images: jax.Array, chunk: int = 1000):
+def predict_all(model, params, images: jax.Array, chunk: int = 1000):
   """`[n_seeds, n]` cluster assignments argmax q(c | x) for stacked params."""
-  fn = jax.jit(jax.vmap(lambda p: _chunked(lambda x: vade.predict(model, p, x), images, chunk)))
+  predict = model_module(model).predict
+  fn = jax.jit(jax.vmap(lambda p: _chunked(lambda x: predict(model, p, x), images, chunk)))
   return fn(params)
 
 
@@ -165,7 +183,7 @@ def _tree_all_finite(tree) -> np.ndarray:
   return np.asarray(jnp.all(jnp.stack(leaves), axis=0))
 
 
-def _stack_init(model: vade.VaDE, images: jax.Array, seeds) -> vade.VaDEParams:
+def _stack_init(model, images: jax.Array, seeds):
   keys = jnp.stack([jax.random.key(s) for s in seeds])
   return jax.vmap(lambda k: model.init(k, images[:2]))(keys)
 
@@ -190,6 +208,7 @@ def train_and_evaluate(config: Config, workdir: str | pathlib.Path) -> dict:
     raise ValueError(f"batch_size {config.batch_size} is larger than the data set ({n} images)")
   steps_per_epoch = n // config.batch_size
   model = build_model(config)
+  mod = model_module(model)
   seeds = tuple(config.seeds)
   n_seeds = len(seeds)
   seed_keys = jnp.stack([jax.random.key_data(jax.random.key(1000 + s)) for s in seeds])
@@ -199,7 +218,7 @@ def train_and_evaluate(config: Config, workdir: str | pathlib.Path) -> dict:
   pre_tx = _optimizer(config, config.pretrain_learning_rate, steps_per_epoch, decay=False)
   params = _stack_init(model, images, seeds)
   state = SeedState(params, jax.vmap(pre_tx.init)(params), seed_keys)
-  pre_epoch = make_epoch(lambda p, x, k: vade.pretrain_loss(model, p, x), pre_tx, images, config.batch_size)
+  pre_epoch = make_epoch(lambda p, x, k: mod.pretrain_loss(model, p, x), pre_tx, images, config.batch_size)
   t0 = time.perf_counter()
   pre = gtrain.fit(
       pre_epoch, state, lambda step: jnp.asarray(step, jnp.int32), key=run_key,
@@ -220,7 +239,7 @@ def train_and_evaluate(config: Config, workdir: str | pathlib.Path) -> dict:
   prior = jax.jit(jax.vmap(lambda k, z: vade.init_prior(
       k, z, config.n_components, n_init=config.gmm_n_init, max_iter=config.gmm_max_iter,
       reg_covar=config.gmm_reg_covar)))(gmm_keys, latents)
-  params = jax.vmap(vade.init_posterior_from_prior)(pretrained._replace(prior=prior))
+  params = jax.vmap(mod.init_posterior_from_prior)(pretrained._replace(prior=prior))
   init_scores = _clustering_scores(eval_labels, np.asarray(predict_all(model, params, eval_images)))
   timings["gmm_init_s"] = time.perf_counter() - t0
 
@@ -228,7 +247,7 @@ def train_and_evaluate(config: Config, workdir: str | pathlib.Path) -> dict:
   tx = _optimizer(config, config.learning_rate, steps_per_epoch, decay=True)
   state = SeedState(params, jax.vmap(tx.init)(params), seed_keys)
   epoch = make_epoch(
-      lambda p, x, k: vade.loss(k, model, p, x, method=config.elbo_method), tx, images, config.batch_size)
+      lambda p, x, k: mod.loss(k, model, p, x, method=config.elbo_method), tx, images, config.batch_size)
   t0 = time.perf_counter()
   joint = gtrain.fit(
       epoch, state, lambda step: jnp.asarray(step, jnp.int32), key=run_key,
@@ -246,7 +265,7 @@ def train_and_evaluate(config: Config, workdir: str | pathlib.Path) -> dict:
   predictions = np.asarray(predict_all(model, params, eval_images))
   scores = _clustering_scores(eval_labels, predictions)
   elbo_n = min(2000, n)
-  elbos = jax.jit(jax.vmap(lambda p, k: jnp.mean(vade.elbo(k, model, p, images[:elbo_n]).elbo)))(
+  elbos = jax.jit(jax.vmap(lambda p, k: jnp.mean(mod.elbo(k, model, p, images[:elbo_n]).elbo)))(
       params, jnp.stack([jax.random.key(3000 + s) for s in seeds]))
   timings["eval_s"] = time.perf_counter() - t0
   # Per epoch run in this call (a resumed run only runs the rest); compilation included.
@@ -284,7 +303,7 @@ def _write_plots(config, model, params, images, workdir, joint_history, pre_hist
   k, m = config.n_components, config.samples_per_component
   key = jax.random.key(config.seeds[0])
   comps = jnp.repeat(jnp.arange(k), m)
-  samples, _ = vade.sample(key, model, p0, k * m, component=comps)
+  samples, _ = model_module(model).sample(key, model, p0, k * m, component=comps)
   gtrain.plots.plot_image_grid(np.asarray(samples), workdir / "samples_per_component.png", ncols=m,
                                title="row c: samples of mixture component c", vmin=0, vmax=1)
   r = min(config.n_reconstructions, images.shape[0])

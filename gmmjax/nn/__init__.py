@@ -1,8 +1,9 @@
-"""Neural networks built on Gaussian mixtures: encoders/decoders, VaDE, DAGMM, mixture density networks, a mixture-latent GAN."""
+"""Neural networks built on Gaussian mixtures: encoders/decoders, VaDE, GMVAE, DAGMM, mixture density networks, a mixture-latent GAN."""
 
 from . import dagmm as dagmm
 from . import fid as fid
 from . import gan as gan
+from . import gmvae as gmvae
 from . import mdn as mdn
 from . import networks as networks
 from . import vade as vade
@@ -37,6 +38,7 @@ __all__ = [
     "dagmm",
     "fid",
     "gan",
+    "gmvae",
     "mdn",
     "ConvDecoder",
     "ConvEncoder",

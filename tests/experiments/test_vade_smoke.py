@@ -1,5 +1,7 @@
-"""End-to-end smoke test of experiments/vade with the tiny config: train, write, resume, generate."""
+"""End-to-end smoke test of experiments/vade with the tiny config, VaDE and GMVAE: train, write, resume,
+generate."""
 
+import dataclasses
 import json
 
 import numpy as np
@@ -11,11 +13,13 @@ from experiments.vade import main as vade_main
 
 
 @pytest.mark.slow
-def test_tiny_run_writes_outputs_resumes_and_generates(tmp_path):
-  config = vade_main.load_config("tiny")
+@pytest.mark.parametrize("model", vade_main.MODELS)
+def test_tiny_run_writes_outputs_resumes_and_generates(tmp_path, model):
+  config = vade_main.load_config("tiny", [f"model={model}"])
   results = vade_main.train_and_evaluate(config, tmp_path)
 
   saved = json.loads((tmp_path / "results.json").read_text())
+  assert saved["config"]["model"] == model
   assert saved["seeds"] == [0, 1]
   assert saved["nan_free_seeds"] == 2
   for seed in saved["per_seed"]:
@@ -50,3 +54,13 @@ def test_config_overrides_are_parsed_and_checked():
   assert config.epochs == 7 and config.hidden == (8, 4) and config.elbo_method == "monte_carlo"
   with pytest.raises(ValueError, match="unknown config field"):
     vade_main.load_config("tiny", ["epochz=7"])
+  with pytest.raises(ValueError, match="model"):
+    vade_main.build_model(vade_main.load_config("tiny", ["model=vae"]))
+
+
+def test_gmvae_config_differs_from_default_only_in_the_model():
+  default, gmvae = vade_main.load_config("default"), vade_main.load_config("gmvae")
+  assert default.model == "vade" and gmvae.model == "gmvae"
+  assert dataclasses.replace(gmvae, model="vade") == default
+  assert isinstance(vade_main.build_model(gmvae), vade_main.gmvae.GMVAE)
+  assert isinstance(vade_main.build_model(default), vade_main.vade.VaDE)

