@@ -1,4 +1,4 @@
-"""Configurations of the GAN comparison: `get_config(name)` for tiny, cpu, full."""
+"""Configurations of the GAN comparison: `get_config(name)` for tiny, cpu, cpu_long, full."""
 
 import dataclasses
 import importlib
@@ -45,5 +45,5 @@ class Config:
 
 
 def get_config(name: str) -> Config:
-  """The named configuration ("tiny", "cpu" or "full")."""
+  """The named configuration ("tiny", "cpu", "cpu_long" or "full")."""
   return importlib.import_module(f"{__name__}.{name}").get_config()
