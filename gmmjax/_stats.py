@@ -73,7 +73,8 @@ def _pair_indices(d: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
   unpack = np.empty((d, d), np.int32)
   unpack[rows, cols] = np.arange(len(rows))
   unpack[cols, rows] = np.arange(len(rows))
-  # int32: with x64 disabled, int64 indices fail inside jnp indexing.
+  # int32: int64 indices clash with int32 index constants when x64 is switched
+  # on for one call (the scikit-learn estimator's scoped x64).
   return rows.astype(np.int32), cols.astype(np.int32), unpack
 
 
