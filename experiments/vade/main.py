@@ -219,15 +219,21 @@ def train_and_evaluate(config: Config, workdir: str | pathlib.Path) -> dict:
   params = _stack_init(model, images, seeds)
   state = SeedState(params, jax.vmap(pre_tx.init)(params), seed_keys)
   pre_epoch = make_epoch(lambda p, x, k: mod.pretrain_loss(model, p, x), pre_tx, images, config.batch_size)
-  t0 = time.perf_counter()
-  pre = gtrain.fit(
-      pre_epoch, state, lambda step: jnp.asarray(step, jnp.int32), key=run_key,
-      num_steps=config.pretrain_epochs, batch_size=config.batch_size, workdir=workdir / "pretrain",
-      checkpoint_every=config.checkpoint_every, log_every=1, progress=config.progress, config=config_dict,
-      seed=seeds[0],
-  )
-  jax.block_until_ready(pre.state)
-  timings["pretrain_s"] = time.perf_counter() - t0
+
+  def run_phase(epoch_fn, state, num_steps, name):
+    # One fit step is one epoch (the "data" is the epoch index).
+    t0 = time.perf_counter()
+    result = gtrain.fit(
+        epoch_fn, state, lambda step: jnp.asarray(step, jnp.int32), key=run_key,
+        num_steps=num_steps, batch_size=config.batch_size, workdir=workdir / name,
+        checkpoint_every=config.checkpoint_every, log_every=1, progress=config.progress, config=config_dict,
+        seed=seeds[0],
+    )
+    jax.block_until_ready(result.state)
+    timings[f"{name}_s"] = time.perf_counter() - t0
+    return result
+
+  pre = run_phase(pre_epoch, state, config.pretrain_epochs, "pretrain")
   pretrained = pre.state.params
 
   # Phase 2: the mixture prior from `gmmjax.fit` on the latent means, per seed.
@@ -248,15 +254,7 @@ def train_and_evaluate(config: Config, workdir: str | pathlib.Path) -> dict:
   state = SeedState(params, jax.vmap(tx.init)(params), seed_keys)
   epoch = make_epoch(
       lambda p, x, k: mod.loss(k, model, p, x, method=config.elbo_method), tx, images, config.batch_size)
-  t0 = time.perf_counter()
-  joint = gtrain.fit(
-      epoch, state, lambda step: jnp.asarray(step, jnp.int32), key=run_key,
-      num_steps=config.epochs, batch_size=config.batch_size, workdir=workdir / "joint",
-      checkpoint_every=config.checkpoint_every, log_every=1, progress=config.progress, config=config_dict,
-      seed=seeds[0],
-  )
-  jax.block_until_ready(joint.state)
-  timings["joint_s"] = time.perf_counter() - t0
+  joint = run_phase(epoch, state, config.epochs, "joint")
   params = joint.state.params
 
   # Evaluation.
