@@ -115,3 +115,13 @@ def test_classifier_learns_separable_classes():
   probs, feats = fid.classify(params, images, model=model, batch_size=200)
   assert feats.shape == (512, 16) and probs.shape == (512, 2)
   assert (probs.argmax(-1) == np.asarray(labels)).mean() > 0.95
+
+
+def test_classifier_loop_equals_scan():
+  rng = np.random.default_rng(1)
+  images = jnp.asarray(rng.uniform(-1, 1, (64, 28, 28, 1)), jnp.float32)
+  labels = jnp.asarray(rng.integers(0, 3, 64))
+  model = fid.Classifier(n_classes=3, features=(4,), dense=8)
+  run = lambda scan: fid.train_classifier(
+      jax.random.key(2), images, labels, steps=5, batch_size=16, model=model, scan=scan)
+  jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6), run(True), run(False))
