@@ -1,7 +1,5 @@
 """k-means++ seeding, Lloyd's k-means, and the EM initialisations built on them."""
 
-from __future__ import annotations
-
 import math
 from typing import NamedTuple
 

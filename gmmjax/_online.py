@@ -11,8 +11,6 @@ With step sizes `gamma_t = (t + 1) ** -alpha`, `0.5 < alpha <= 1`, the iterates
 converge to a stationary point of the expected log-likelihood.
 """
 
-from __future__ import annotations
-
 import functools
 from typing import NamedTuple
 

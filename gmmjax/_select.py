@@ -1,7 +1,5 @@
 """Information criteria and model selection."""
 
-from __future__ import annotations
-
 from typing import NamedTuple, Sequence
 
 import jax

@@ -9,8 +9,6 @@ chunk's own spread. Every EM pass, exact or streamed, sharded or online, is
 `params_from_stats(merge(...suff_stats(chunk)...))`.
 """
 
-from __future__ import annotations
-
 import functools
 from typing import Callable
 

@@ -4,8 +4,6 @@ All containers are immutable pytrees. `covariance_type` is static metadata (not 
 leaf), so it survives `jit`, `vmap` and `grad` and selects code paths at trace time.
 """
 
-from __future__ import annotations
-
 import dataclasses
 from typing import NamedTuple
 

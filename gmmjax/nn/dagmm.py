@@ -13,8 +13,6 @@ components get the core's `10 eps` counts, so collapsed codes, one-hot or empty
 memberships give finite energies and finite gradients.
 """
 
-from __future__ import annotations
-
 from typing import NamedTuple, Sequence
 
 import flax.linen as nn

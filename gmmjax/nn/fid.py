@@ -6,8 +6,6 @@ real test images (the FID recipe with a domain classifier), and its predicted
 labels give the label entropy and class coverage of a generator.
 """
 
-from __future__ import annotations
-
 import functools
 from typing import NamedTuple
 

@@ -8,10 +8,8 @@ generator shrinks the scales to zero and the mixture degenerates to K points;
 standard `N(0, I)` baseline with the same interface. Images are in [-1, 1].
 """
 
-from __future__ import annotations
-
 import math
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import flax.linen as nn
 import jax
@@ -141,12 +139,16 @@ class Discriminator(nn.Module):
 
 
 class GANState(NamedTuple):
-  """Parameters and optimiser states of both players, and the step count."""
+  """Parameters and optimiser states of both players, and the step count.
+
+  `g_opt` and `d_opt` are `optax.OptState`s (annotated `Any`: optax's recursive
+  alias is not resolvable by documentation tools).
+  """
 
   g_params: dict
   d_params: dict
-  g_opt: optax.OptState
-  d_opt: optax.OptState
+  g_opt: Any
+  d_opt: Any
   step: jax.Array
 
 

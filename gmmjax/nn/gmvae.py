@@ -16,8 +16,6 @@ with one reparameterised z per component (k decoder passes in one batch). The Ga
 component and q(c | x) is free rather than tied to the prior.
 """
 
-from __future__ import annotations
-
 import dataclasses
 import math
 from typing import Any, NamedTuple

@@ -7,8 +7,6 @@ lower Cholesky factor of each covariance ("full"). Scales are
 send the likelihood to infinity.
 """
 
-from __future__ import annotations
-
 import math
 from typing import NamedTuple
 

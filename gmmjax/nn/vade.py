@@ -19,8 +19,6 @@ Mixture parameters are unconstrained (logits, means, log-variances), so no
 optimiser step can make them invalid.
 """
 
-from __future__ import annotations
-
 import dataclasses
 import math
 from typing import Any, NamedTuple
