@@ -14,8 +14,8 @@ import pytest
 from gmmjax import data
 
 FASHION_DIR = pathlib.Path("/usr/share/datasets/fashion-mnist")
-# The real files are required (CI installs them: apt-get install -y dataset-fashion-mnist).
-needs_debian_fashion = pytest.mark.usefixtures()
+# Tests that read FASHION_DIR need the real files (CI installs them: apt-get install -y
+# dataset-fashion-mnist); without them they fail with the install command.
 
 
 def _write_idx(path, array, compress=True):
@@ -108,7 +108,6 @@ def test_bad_arguments(kwargs, match):
     data.load(**kwargs)
 
 
-@needs_debian_fashion
 def test_debian_fashion_mnist_full():
   ds = data.load("fashion_mnist", split="all", source="local")
   assert ds.images.shape == (70000, 28, 28, 1)
@@ -117,7 +116,6 @@ def test_debian_fashion_mnist_full():
   np.testing.assert_array_equal(np.bincount(ds.labels[60000:]), np.full(10, 1000))
 
 
-@needs_debian_fashion
 def test_local_path_works_without_tensorflow_datasets():
   # The data path must not need tensorflow-datasets at all: block its import in a fresh interpreter.
   code = (
@@ -134,7 +132,6 @@ def test_local_path_works_without_tensorflow_datasets():
   subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
 
 
-@needs_debian_fashion
 def test_auto_falls_back_to_local_without_downloading(tmp_path):
   tfds_dir = tmp_path / "tfds"
   ds = data.load("fashion_mnist", split="test", tfds_data_dir=tfds_dir, limit=3)
@@ -206,7 +203,6 @@ def test_restore_gzip_header_keeps_contents(tmp_path):
   assert fixed[10:10 + len(b"t10k-labels-idx1-ubyte\x00")] == b"t10k-labels-idx1-ubyte\x00"
 
 
-@needs_debian_fashion
 def test_prepare_tfds_manual_dir_matches_registered_checksums(tmp_path):
   registered = _registered_tfds_checksums()
   digests = data.prepare_tfds_manual_dir(FASHION_DIR, tmp_path)
