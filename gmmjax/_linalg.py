@@ -19,6 +19,7 @@ def mm(a: jax.Array, b: jax.Array) -> jax.Array:
   return jnp.matmul(a, b, precision=PRECISION)
 
 
+@jax.custom_jvp
 def _matrix_precision_cholesky(cov: jax.Array) -> jax.Array:
   """`[..., d, d]` covariance -> upper-triangular precision Cholesky factor.
 
@@ -45,6 +46,20 @@ def _matrix_precision_cholesky(cov: jax.Array) -> jax.Array:
 
   chol = jax.lax.cond(jnp.any(bad), retry, lambda c: c, chol)
   return jnp.swapaxes(solve_triangular(chol, eye, lower=True), -1, -2)
+
+
+@_matrix_precision_cholesky.defjvp
+def _matrix_precision_cholesky_jvp(primals, tangents):
+  # From cov = L L^T and U = L^-T: dU = -U Phi(U^T dcov U)^T, Phi the lower
+  # triangle with its diagonal halved. Written on U alone, so the retry `cond`
+  # above is never linearised (a vmapped cond's linearisation cannot be
+  # transposed, which reverse mode through a vmapped fit needs).
+  (cov,), (dcov,) = primals, tangents
+  dcov = 0.5 * (dcov + jnp.swapaxes(dcov, -1, -2))  # as jnp.linalg.cholesky's derivative
+  u = _matrix_precision_cholesky(cov)
+  inner = jnp.matmul(jnp.matmul(jnp.swapaxes(u, -1, -2), dcov, precision=PRECISION), u, precision=PRECISION)
+  phi = jnp.tril(inner) - 0.5 * jnp.tril(jnp.triu(inner))
+  return u, -jnp.matmul(u, jnp.swapaxes(phi, -1, -2), precision=PRECISION)
 
 
 def precision_cholesky(covariances: jax.Array, covariance_type: str) -> jax.Array:
