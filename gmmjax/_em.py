@@ -6,6 +6,7 @@ import functools
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jax.typing import ArrayLike
 
 from . import _checks, _init, _stats
@@ -106,15 +107,57 @@ def em_step(
   return _em_step_jit(params, x, w, jnp.asarray(reg_covar, x.dtype), chunk_size)
 
 
-def _tangent_solve(g, y):
-  """Solves the linearised fixed-point system `g(u) = y` (matrix-free GMRES);
-  `custom_linear_solve` makes the solve transposable for reverse mode."""
-  eps = jnp.finfo(jax.tree.leaves(y)[0].dtype).eps
+def _gmres(matvec, b):
+  eps = float(jnp.finfo(jax.tree.leaves(b)[0].dtype).eps)
+  return jax.scipy.sparse.linalg.gmres(matvec, b, tol=eps**0.75, restart=40)[0]
 
-  def gmres(matvec, b):
-    return jax.scipy.sparse.linalg.gmres(matvec, b, tol=float(eps) ** 0.75, restart=40)[0]
 
-  return jax.lax.custom_linear_solve(g, y, solve=gmres, transpose_solve=gmres)
+def _run_em(step, tol, max_iter: int, params: GMMParams, consts) -> FitResult:
+  dtype = params.means.dtype
+
+  def cond(state):
+    _, _, n_iter, converged, _ = state
+    return (n_iter < max_iter) & ~converged
+
+  def body(state):
+    params, ll_prev, n_iter, _, trace = state
+    params, ll = step(params, *consts)
+    converged = jnp.abs(ll - ll_prev) < tol
+    return params, ll, n_iter + 1, converged, trace.at[n_iter].set(ll)
+
+  init = (params, jnp.asarray(-jnp.inf, dtype), jnp.asarray(0), jnp.asarray(False),
+          jnp.full((max_iter,), jnp.nan, dtype))
+  return FitResult(*jax.lax.while_loop(cond, body, init))
+
+
+@functools.partial(jax.custom_jvp, nondiff_argnums=(0, 2))
+def _em_fixed_point(step, tol, max_iter, params, consts):
+  return _run_em(step, tol, max_iter, params, consts)
+
+
+@_em_fixed_point.defjvp
+def _em_fixed_point_jvp(step, max_iter, primals, tangents):
+  # The fit is the root of r(p, ll) = (T(p) - p, L(p) - ll), T the EM map and L
+  # the mean log-likelihood, both functions of the data in `consts`; by the
+  # implicit function theorem d(p, ll) = -(dr/d(p, ll))^-1 (dr/dconsts) dconsts.
+  # The tangent of the starting point does not matter.
+  tol, start, consts = primals
+  result = _em_fixed_point(step, tol, max_iter, start, consts)
+
+  def residual(state, consts):
+    params, ll = state
+    new_params, new_ll = step(params, *consts)
+    return jax.tree.map(jnp.subtract, new_params, params), new_ll - ll
+
+  state = (result.params, result.log_likelihood)
+  _, rhs = jax.jvp(lambda c: residual(state, c), (consts,), (tangents[2],))
+  _, linear = jax.linearize(lambda s: residual(s, consts), state)
+  # custom_linear_solve makes the matrix-free solve transposable (reverse mode).
+  d_params, d_ll = jax.tree.map(jnp.negative, jax.lax.custom_linear_solve(
+      linear, rhs, solve=_gmres, transpose_solve=_gmres))
+  float0 = lambda a: np.zeros(a.shape, jax.dtypes.float0)
+  return result, FitResult(d_params, d_ll, float0(result.n_iter), float0(result.converged),
+                           jnp.zeros_like(result.log_likelihood_trace))
 
 
 def em_loop(step_fn, params: GMMParams, tol, max_iter: int) -> FitResult:
@@ -123,43 +166,13 @@ def em_loop(step_fn, params: GMMParams, tol, max_iter: int) -> FitResult:
 
   Derivatives of the fitted `params` and `log_likelihood` with respect to
   anything `step_fn` closes over (data, sample weights, `reg_covar`) come from
-  the implicit function theorem at the EM fixed point (`lax.custom_root`), not
-  from unrolling the loop: exact at convergence, one linear solve per
-  derivative, no memory per iteration. `n_iter`, `converged` and the trace
-  carry no derivatives.
+  the implicit function theorem at the EM fixed point, not from unrolling the
+  loop: exact at convergence, one matrix-free linear solve per derivative, no
+  memory per iteration, and nothing traced unless something is differentiated.
+  `n_iter`, `converged` and the trace carry no derivatives.
   """
-  dtype = params.means.dtype
-  neg_inf = jnp.asarray(-jnp.inf, dtype)
-
-  def cond(state):
-    _, _, n_iter, converged, _ = state
-    return (n_iter < max_iter) & ~converged
-
-  def body(state):
-    params, ll_prev, n_iter, _, trace = state
-    params, ll = step_fn(params)
-    converged = jnp.abs(ll - ll_prev) < tol
-    return params, ll, n_iter + 1, converged, trace.at[n_iter].set(ll)
-
-  def solve(_, guess):
-    init = (guess[0], neg_inf, jnp.asarray(0), jnp.asarray(False), jnp.full((max_iter,), jnp.nan, dtype))
-    params, ll, n_iter, converged, trace = jax.lax.while_loop(cond, body, init)
-    # Auxiliary outputs travel as floats: custom_root gives integer and boolean
-    # aux outputs integer zero tangents where JAX expects float0.
-    return (params, ll), (n_iter.astype(dtype), converged.astype(dtype), trace)
-
-  def residual(state):
-    # The fit is the root of (T(p) - p, L(p) - ll), T the EM map and L the mean
-    # log-likelihood, so `ll` is differentiated as L at the fitted parameters.
-    params, ll = state
-    new_params, new_ll = step_fn(params)
-    return jax.tree.map(jnp.subtract, new_params, params), new_ll - ll
-
-  guess = (params, jnp.zeros((), dtype))
-  (params, ll), (n_iter, converged, trace) = jax.lax.custom_root(
-      residual, guess, solve, _tangent_solve, has_aux=True
-  )
-  return FitResult(params, ll, n_iter.astype(int), converged.astype(bool), trace)
+  step, consts = jax.closure_convert(step_fn, params)
+  return _em_fixed_point(step, tol, max_iter, params, tuple(consts))
 
 
 def best_of(results: FitResult) -> FitResult:

@@ -73,6 +73,7 @@ def test_gradient_wrt_sample_weights_and_reg_covar():
   np.testing.assert_allclose(g_reg, _central_difference(lambda r: f(w, r), 1e-2, 1.0), rtol=1e-5)
 
 
+@pytest.mark.slow
 def test_vmap_of_gradient_equals_loop_and_jit_equals_eager():
   xs = jnp.stack([_data(s, n=20) for s in range(3)])
   g = jax.grad(lambda x: _summary(_fit(x)))
@@ -82,6 +83,7 @@ def test_vmap_of_gradient_equals_loop_and_jit_equals_eager():
   np.testing.assert_allclose(jax.jit(g)(xs[0]), g(xs[0]), rtol=1e-7, atol=1e-10)
 
 
+@pytest.mark.slow
 def test_gradient_with_restarts_follows_the_kept_fit():
   x = _data(5)
   f = lambda x: _summary(_fit(x, n_init=3))
