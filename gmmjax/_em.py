@@ -109,7 +109,11 @@ def em_step(
 
 def _gmres(matvec, b):
   eps = float(jnp.finfo(jax.tree.leaves(b)[0].dtype).eps)
-  return jax.scipy.sparse.linalg.gmres(matvec, b, tol=eps**0.75, restart=40)[0]
+  x = jax.scipy.sparse.linalg.gmres(matvec, b, tol=eps**0.75, restart=40)[0]
+  # GMRES stops at once on a NaN residual and returns its zero start: pass the
+  # NaN on rather than a silently zero derivative.
+  finite = jnp.all(jnp.stack([jnp.all(jnp.isfinite(v)) for v in jax.tree.leaves(b)]))
+  return jax.tree.map(lambda v: jnp.where(finite, v, jnp.nan), x)
 
 
 def _run_em(step, tol, max_iter: int, params: GMMParams, consts) -> FitResult:
@@ -171,8 +175,30 @@ def em_loop(step_fn, params: GMMParams, tol, max_iter: int) -> FitResult:
   memory per iteration, and nothing traced unless something is differentiated.
   `n_iter`, `converged` and the trace carry no derivatives.
   """
-  step, consts = jax.closure_convert(step_fn, params)
-  return _em_fixed_point(step, tol, max_iter, params, tuple(consts))
+  step, consts = _hoist_tracers(step_fn, params)
+  return _em_fixed_point(step, tol, max_iter, params, consts)
+
+
+def _hoist_tracers(fn, example):
+  """`fn(a)` as `converted(a, *consts)` with every closed-over tracer in `consts`.
+
+  Like `jax.closure_convert`, which hoists only floating-point values: an
+  integer or boolean tracer left inside (e.g. `fit_masked`'s component mask)
+  would leak out of the custom derivative rule.
+  """
+  closed, out_shape = jax.make_jaxpr(fn, return_shape=True)(example)
+  out_tree = jax.tree.structure(out_shape)
+  hoist = [isinstance(c, jax.core.Tracer) for c in closed.consts]
+  kept = [None if h else c for c, h in zip(closed.consts, hoist)]
+  hoisted = tuple(c for c, h in zip(closed.consts, hoist) if h)
+
+  def converted(a, *consts):
+    it = iter(consts)
+    all_consts = [next(it) if h else c for c, h in zip(kept, hoist)]
+    out = jax.core.eval_jaxpr(closed.jaxpr, all_consts, *jax.tree.leaves(a))
+    return jax.tree.unflatten(out_tree, out)
+
+  return converted, hoisted
 
 
 def best_of(results: FitResult) -> FitResult:

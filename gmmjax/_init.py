@@ -141,11 +141,17 @@ def kmeans_unchecked(key, x, weights, tol, n_clusters: int, max_iter: int, chunk
 
   inf = jnp.asarray(jnp.inf, x.dtype)
   centers, n_iter, shift_sq, _ = jax.lax.while_loop(cond, body, (centers, 0, inf, inf))
-  inertia = _lloyd_pass(xs, weights, centers, chunk_size).inertia
+  # Derivatives: at a Lloyd fixed point the assignments are locally constant,
+  # so d centroids = d (means of their clusters) and d inertia is taken at
+  # fixed centres. The last pass gives both without changing the values.
+  centers = jax.lax.stop_gradient(centers)
+  stats = _lloyd_pass(xs, weights, centers, chunk_size)
+  means = stats.sums / jnp.maximum(stats.counts, 1e-30)[:, None]
+  centers = centers + jnp.where(stats.counts[:, None] > 0, means - jax.lax.stop_gradient(means), 0)
   return KMeansResult(
       centroids=centers + shift[None, :],
       labels=_labels(xs, centers, chunk_size),
-      inertia=inertia,
+      inertia=stats.inertia,
       n_iter=jnp.asarray(n_iter),
       converged=shift_sq <= tol,
   )
@@ -177,7 +183,9 @@ def kmeans(
     chunk_size: rows per chunk (static); default bounds memory.
 
   Returns:
-    `KMeansResult`.
+    `KMeansResult`. `centroids` and `inertia` are differentiable in `x` and
+    `weights`: at the fixed point the assignments are locally constant, so
+    each centroid moves with its cluster's mean.
   """
   x = _checks.data(x)
   n_clusters = _checks.n_components(n_clusters, x.shape[0])

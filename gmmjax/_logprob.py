@@ -23,8 +23,15 @@ def model_mean(params: GMMParams) -> jax.Array:
   return _linalg.mm(params.weights, params.means)
 
 
-def component_log_prob_fn(params: GMMParams, shift: jax.Array) -> LogProbFn:
-  """Returns `f(x - shift) -> [n, k]` log N(x | mu_k, Sigma_k) + log pi_k.
+def _log_weights(weights: jax.Array) -> jax.Array:
+  """log pi_k, with -inf and a zero derivative (not NaN) for switched-off components."""
+  positive = weights > 0
+  return jnp.where(positive, jnp.log(jnp.where(positive, weights, 1)), -jnp.inf)
+
+
+def component_log_prob_fn(params: GMMParams, shift: jax.Array, with_weights: bool = True) -> LogProbFn:
+  """Returns `f(x - shift) -> [n, k]` log N(x | mu_k, Sigma_k) + log pi_k
+  (without the `log pi_k` term when `with_weights` is False).
 
   Per-parameter work (stacking the Cholesky factors, log-determinants) is done
   once here, so the returned function is cheap to call on many chunks.
@@ -35,11 +42,9 @@ def component_log_prob_fn(params: GMMParams, shift: jax.Array) -> LogProbFn:
   k, d = params.means.shape
   prec = params.precisions_cholesky
   means = params.means - shift[None, :]
-  const = (
-      jnp.log(params.weights)
-      + _linalg.log_det_cholesky(prec, cov_type, d)
-      - 0.5 * d * math.log(2 * math.pi)
-  )
+  const = jnp.broadcast_to(_linalg.log_det_cholesky(prec, cov_type, d) - 0.5 * d * math.log(2 * math.pi), (k,))
+  if with_weights:
+    const = const + _log_weights(params.weights)
 
   if cov_type == "full":
     # All k whitening maps in one [d, k*d] matrix: one GEMM per chunk.
@@ -79,9 +84,9 @@ def component_log_prob_fn(params: GMMParams, shift: jax.Array) -> LogProbFn:
   return f
 
 
-def _weighted_component_log_prob(params: GMMParams, x: jax.Array) -> jax.Array:
+def _weighted_component_log_prob(params: GMMParams, x: jax.Array, with_weights: bool = True) -> jax.Array:
   shift = jax.lax.stop_gradient(model_mean(params))
-  return component_log_prob_fn(params, shift)(x - shift[None, :])
+  return component_log_prob_fn(params, shift, with_weights)(x - shift[None, :])
 
 
 def component_log_prob(params: GMMParams, x: ArrayLike) -> jax.Array:
@@ -95,7 +100,7 @@ def component_log_prob(params: GMMParams, x: ArrayLike) -> jax.Array:
     `[n, k]` log-densities, without the mixing weights.
   """
   x = _checks.as_points(x, params)
-  return _weighted_component_log_prob(params, x) - jnp.log(params.weights)[None, :]
+  return _weighted_component_log_prob(params, x, with_weights=False)
 
 
 def log_prob(params: GMMParams, x: ArrayLike) -> jax.Array:

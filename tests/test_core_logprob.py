@@ -32,6 +32,17 @@ def test_densities_match_scipy(covariance_type):
 
 
 @pytest.mark.parametrize("covariance_type", TYPES)
+def test_zero_weight_component_has_its_density_and_no_nan_gradient(covariance_type):
+  params = random_params(4, 3, 2, covariance_type)
+  params = gmmjax.GMMParams(jnp.asarray([0.4, 0.0, 0.6]), params.means, params.precisions_cholesky, covariance_type)
+  x, _ = mixture_data(5, params, 50)
+  np.testing.assert_allclose(gmmjax.component_log_prob(params, x), _scipy_component_log_prob(params, x), rtol=1e-10)
+  assert np.all(np.asarray(gmmjax.predict_proba(params, x))[:, 1] == 0)
+  grads = jax.grad(lambda p: jnp.sum(gmmjax.log_prob(p, x)))(params)
+  assert all(bool(jnp.all(jnp.isfinite(g))) for g in jax.tree.leaves(grads))
+
+
+@pytest.mark.parametrize("covariance_type", TYPES)
 def test_float32_densities_far_from_origin(covariance_type):
   # Data with a large offset: the shifted quadratic forms keep float32 accurate.
   params = random_params(2, 3, 5, covariance_type)

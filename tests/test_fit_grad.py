@@ -1,4 +1,4 @@
-"""Derivatives of `gmmjax.fit` through the EM fixed point (implicit function theorem).
+"""Derivatives of `gmmjax.fit` (implicit, at the EM fixed point) and of `gmmjax.kmeans`.
 
 Oracle: central finite differences of the whole fit, in float64, with the EM loop run to
 convergence (tol 1e-14), where the implicit derivative is exact.
@@ -96,3 +96,32 @@ def test_float32_gradient_is_finite_on_duplicated_points():
   x = jnp.asarray(np.repeat(rng.normal(size=(10, 3)), 5, axis=0), jnp.float32)
   grad = jax.grad(lambda x: gmmjax.fit(jax.random.key(0), x, 4, max_iter=50).log_likelihood)(x)
   assert grad.dtype == jnp.float32 and bool(jnp.all(jnp.isfinite(grad)))
+
+
+def test_masked_fit_gradient_equals_fit_with_active_components():
+  x = _data(7)
+  start = gmmjax.fit(jax.random.key(1), x, 3, max_iter=3).params
+  two = gmmjax.GMMParams(start.weights[:2] / jnp.sum(start.weights[:2]), start.means[:2],
+                         start.precisions_cholesky[:2], "full")
+  kw = dict(tol=1e-14, max_iter=2000)
+  masked = lambda x: gmmjax.fit_masked(jax.random.key(0), x, 3, 2, init_params=start, **kw).log_likelihood
+  plain = lambda x: gmmjax.fit(jax.random.key(0), x, 2, init_params=two, **kw).log_likelihood
+  np.testing.assert_allclose(jax.grad(masked)(x), jax.grad(plain)(x), rtol=1e-7, atol=1e-10)
+
+
+def test_kmeans_gradient_matches_finite_differences():
+  # At a Lloyd fixed point the assignments are locally constant: centroids move with their
+  # clusters' means, the inertia with the points at fixed centres.
+  x = _data(8)
+  w = jnp.asarray(np.random.default_rng(9).uniform(0.5, 2.0, x.shape[0]))
+
+  def f(x, w):
+    r = gmmjax.kmeans(jax.random.key(0), x, 2, weights=w, tol=0.0)
+    return jnp.sum(jnp.sort(r.centroids, axis=0) * jnp.array([[1.0, 2.0], [3.0, -1.0]])) + 0.01 * r.inertia
+
+  g_x, g_w = jax.grad(f, argnums=(0, 1))(x, w)
+  for i, j in [(0, 0), (50, 1)]:
+    e = jnp.zeros_like(x).at[i, j].set(1.0)
+    np.testing.assert_allclose(g_x[i, j], _central_difference(lambda x: f(x, w), x, e), rtol=1e-6)
+  e = jnp.zeros_like(w).at[5].set(1.0)
+  np.testing.assert_allclose(g_w[5], _central_difference(lambda w: f(x, w), w, e), rtol=1e-6)
