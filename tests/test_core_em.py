@@ -175,6 +175,7 @@ def test_float32_fit(covariance_type):
   np.testing.assert_allclose(r32.params.means, r64.params.means, rtol=1e-3, atol=1e-3)
 
 
+@pytest.mark.slow  # a fresh interpreter: ~20 s
 def test_fit_with_x64_disabled():
   # The suite runs with x64 enabled; users mostly do not. A fresh process
   # checks the default-precision paths (both full-covariance scatter paths),

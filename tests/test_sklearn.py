@@ -245,6 +245,7 @@ def test_bad_input_raises():
     GaussianMixture(2, init_params="kmeans+").fit(x)
 
 
+@pytest.mark.slow
 def test_pipeline_and_grid_search():
   x, _ = mixture_data(5, random_params(4, 3, 3, "full", spread=8.0), 300)
   x = x * np.array([1.0, 100.0, 0.01])[None, :]
