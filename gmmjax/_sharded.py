@@ -31,8 +31,12 @@ from ._types import FitResult, GMMParams
 
 
 def row_sharding(x) -> tuple[Mesh, str | tuple[str, ...]] | None:
-  """`(mesh, axis)` when `x` is a `jax.Array` with rows split over a mesh axis."""
-  sharding = getattr(x, "sharding", None)
+  """`(mesh, axis)` when `x` is a `jax.Array` with rows split over a mesh axis
+  (under a transformation: when its type says so, as explicit mesh axes do)."""
+  if isinstance(x, jax.core.Tracer):
+    sharding = getattr(jax.typeof(x), "sharding", None)
+  else:
+    sharding = getattr(x, "sharding", None)
   if not isinstance(sharding, NamedSharding) or len(sharding.spec) == 0:
     return None
   axis = sharding.spec[0]
@@ -134,22 +138,24 @@ def initial_params(
   from those centres is sharded. "kmeans" and "random" run the single-device
   code under the compiler's automatic partitioning.
   """
+  # Everything the partitioned function uses is an argument: a closed-over array
+  # would keep its explicit-axes type inside `auto_axes` (under `jax.set_mesh`).
   if init == "kmeans++":
-    centers = _auto(stats.mesh, lambda x, w: _init.kmeans_plusplus_unchecked(key, x, n_components, w), x, w)
+    centers = _auto(stats.mesh, lambda key, x, w: _init.kmeans_plusplus_unchecked(key, x, n_components, w), key, x, w)
   elif init == "random_from_data":
-    def pick(x, w):
+    def pick(key, x, w):
       p = None if w is None else w / jnp.sum(w)
       return x[jax.random.choice(key, x.shape[0], (n_components,), replace=False, p=p)]
 
-    centers = _auto(stats.mesh, pick, x, w)
+    centers = _auto(stats.mesh, pick, key, x, w)
   else:
     return _auto(
         stats.mesh,
-        lambda x, w: _init.initial_params(
+        lambda key, x, w, reg_covar: _init.initial_params(
             key, x, w, reg_covar,
             n_components=n_components, covariance_type=covariance_type, init=init, chunk_size=chunk_size,
         ),
-        x, w,
+        key, x, w, reg_covar,
     )
   return stats.from_centers(x, w, centers, covariance_type, reg_covar, chunk_size)
 

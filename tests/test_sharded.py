@@ -84,13 +84,22 @@ def _worker() -> dict:
       gmmjax.fit(key, x, 3, init_params=start, **kw),
   )
 
-  # Implicit derivatives through a fit of sharded rows (auto mesh axes: explicit ones are not
-  # supported under `grad` yet); the data gradient keeps the sharding.
+  # Under `jax.set_mesh` (JAX's context for explicit axes), every init and the implicit
+  # derivative through the fit, on auto and on explicit axes; gradients keep the row sharding.
+  with jax.set_mesh(mesh):
+    for init in ("kmeans++", "random_from_data", "kmeans"):
+      kw = dict(max_iter=30, tol=1e-6, init=init)
+      out[f"set_mesh_{init}"] = _fit_diff(gmmjax.fit(key, _sharded.shard_rows(x, mesh), 3, **kw), gmmjax.fit(key, x, 3, **kw))
   loss = lambda x: gmmjax.fit(key, x, 3, max_iter=200, tol=1e-12).log_likelihood
+  g_single = jax.grad(loss)(x)
   mesh_auto = jax.make_mesh((N_DEVICES,), ("data",), axis_types=(AxisType.Auto,))
-  g_sharded = jax.grad(loss)(_sharded.shard_rows(x, mesh_auto))
-  out["grad_sharded"] = _max_diff(g_sharded, jax.grad(loss)(x)) / float(np.max(np.abs(np.asarray(g_sharded))))
-  out["grad_spec"] = g_sharded.sharding.spec[0] == "data"
+  g_auto = jax.grad(loss)(_sharded.shard_rows(x, mesh_auto))
+  with jax.set_mesh(mesh):
+    g_explicit = jax.grad(loss)(_sharded.shard_rows(x, mesh))
+  scale = float(np.max(np.abs(np.asarray(g_single))))
+  for name, g in (("auto", g_auto), ("explicit", g_explicit)):
+    out[f"grad_{name}"] = _max_diff(g, g_single) / scale
+    out[f"grad_spec_{name}"] = g.sharding.spec[0] == "data"
 
   # float32, far from the origin: the psum of centred moments stays accurate.
   rng = np.random.default_rng(1)
@@ -146,9 +155,17 @@ def test_float32_psum_of_centred_moments_is_accurate(report):
   assert report["f32_rel_err_m2"] < 1e-3
 
 
-def test_gradient_of_sharded_fit_equals_single_device(report):
-  assert report["grad_spec"]
-  assert report["grad_sharded"] < 1e-9
+@pytest.mark.parametrize("init", ["kmeans++", "random_from_data", "kmeans"])
+def test_fit_under_set_mesh_equals_single_device(report, init):
+  r = report[f"set_mesh_{init}"]
+  assert r["n_iter"][0] == r["n_iter"][1]
+  assert r["diff"] < TOL and r["ll"] < TOL, r
+
+
+@pytest.mark.parametrize("axes", ["auto", "explicit"])
+def test_gradient_of_sharded_fit_equals_single_device(report, axes):
+  assert report[f"grad_spec_{axes}"]
+  assert report[f"grad_{axes}"] < 1e-9
 
 
 if __name__ == "__main__":
