@@ -62,7 +62,7 @@ def _fit_masked(
 ):
   active = jnp.arange(max_components) < n_active
 
-  def step(params):
+  def step(params, x, w, reg_covar, active):
     stats = _stats.suff_stats_unchecked(params, x, w, chunk_size)
     params = mask_components(_stats.params_from_stats(stats, reg_covar), active)
     return params, stats.log_likelihood / stats.total_weight
@@ -72,7 +72,7 @@ def _fit_masked(
       params = _initial_params(key, x, w, active, reg_covar, covariance_type, chunk_size)
     else:
       params = mask_components(init_params, active)
-    return _em.em_loop(step, params, tol, max_iter)
+    return _em.em_loop(step, params, tol, max_iter, (x, w, reg_covar, active))
 
   if n_init == 1:
     return single(key)

@@ -164,41 +164,20 @@ def _em_fixed_point_jvp(step, max_iter, primals, tangents):
                            jnp.zeros_like(result.log_likelihood_trace))
 
 
-def em_loop(step_fn, params: GMMParams, tol, max_iter: int) -> FitResult:
-  """Iterates `step_fn(params) -> (params, mean_ll)` until the change in mean
-  log-likelihood is below `tol` or `max_iter` steps ran (`lax.while_loop`).
+def em_loop(step_fn, params: GMMParams, tol, max_iter: int, data: tuple = ()) -> FitResult:
+  """Iterates `step_fn(params, *data) -> (params, mean_ll)` until the change in
+  mean log-likelihood is below `tol` or `max_iter` steps ran (`lax.while_loop`).
 
   Derivatives of the fitted `params` and `log_likelihood` with respect to
-  anything `step_fn` closes over (data, sample weights, `reg_covar`) come from
-  the implicit function theorem at the EM fixed point, not from unrolling the
-  loop: exact at convergence, one matrix-free linear solve per derivative, no
-  memory per iteration, and nothing traced unless something is differentiated.
-  `n_iter`, `converged` and the trace carry no derivatives.
+  `data` (points, sample weights, `reg_covar`, ...) come from the implicit
+  function theorem at the EM fixed point, not from unrolling the loop: exact
+  at convergence, one matrix-free linear solve per derivative, no memory per
+  iteration, and nothing traced unless something is differentiated. Every
+  traced value `step_fn` uses must come through `data` (a closed-over tracer
+  would leak out of the derivative rule). `n_iter`, `converged` and the trace
+  carry no derivatives.
   """
-  step, consts = _hoist_tracers(step_fn, params)
-  return _em_fixed_point(step, tol, max_iter, params, consts)
-
-
-def _hoist_tracers(fn, example):
-  """`fn(a)` as `converted(a, *consts)` with every closed-over tracer in `consts`.
-
-  Like `jax.closure_convert`, which hoists only floating-point values: an
-  integer or boolean tracer left inside (e.g. `fit_masked`'s component mask)
-  would leak out of the custom derivative rule.
-  """
-  closed, out_shape = jax.make_jaxpr(fn, return_shape=True)(example)
-  out_tree = jax.tree.structure(out_shape)
-  hoist = [isinstance(c, jax.core.Tracer) for c in closed.consts]
-  kept = [None if h else c for c, h in zip(closed.consts, hoist)]
-  hoisted = tuple(c for c, h in zip(closed.consts, hoist) if h)
-
-  def converted(a, *consts):
-    it = iter(consts)
-    all_consts = [next(it) if h else c for c, h in zip(kept, hoist)]
-    out = jax.core.eval_jaxpr(closed.jaxpr, all_consts, *jax.tree.leaves(a))
-    return jax.tree.unflatten(out_tree, out)
-
-  return converted, hoisted
+  return _em_fixed_point(step_fn, tol, max_iter, params, tuple(data))
 
 
 def best_of(results: FitResult) -> FitResult:
@@ -212,7 +191,7 @@ def best_of(results: FitResult) -> FitResult:
     static_argnames=("n_components", "covariance_type", "max_iter", "init", "n_init", "chunk_size"),
 )
 def _fit(key, x, w, init_params, tol, reg_covar, *, n_components, covariance_type, max_iter, init, n_init, chunk_size):
-  def step(params):
+  def step(params, x, w, reg_covar):
     return em_step_unchecked(params, x, w, reg_covar, chunk_size)
 
   def single(key):
@@ -223,7 +202,7 @@ def _fit(key, x, w, init_params, tol, reg_covar, *, n_components, covariance_typ
       )
     else:
       params = init_params
-    return em_loop(step, params, tol, max_iter)
+    return em_loop(step, params, tol, max_iter, (x, w, reg_covar))
 
   if n_init == 1:
     return single(key)

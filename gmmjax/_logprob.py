@@ -84,7 +84,7 @@ def component_log_prob_fn(params: GMMParams, shift: jax.Array, with_weights: boo
   return f
 
 
-def _weighted_component_log_prob(params: GMMParams, x: jax.Array, with_weights: bool = True) -> jax.Array:
+def _component_log_prob(params: GMMParams, x: jax.Array, with_weights: bool = True) -> jax.Array:
   shift = jax.lax.stop_gradient(model_mean(params))
   return component_log_prob_fn(params, shift, with_weights)(x - shift[None, :])
 
@@ -100,7 +100,7 @@ def component_log_prob(params: GMMParams, x: ArrayLike) -> jax.Array:
     `[n, k]` log-densities, without the mixing weights.
   """
   x = _checks.as_points(x, params)
-  return _weighted_component_log_prob(params, x, with_weights=False)
+  return _component_log_prob(params, x, with_weights=False)
 
 
 def log_prob(params: GMMParams, x: ArrayLike) -> jax.Array:
@@ -114,7 +114,7 @@ def log_prob(params: GMMParams, x: ArrayLike) -> jax.Array:
     `[n]` log-densities.
   """
   x = _checks.as_points(x, params)
-  return jax.nn.logsumexp(_weighted_component_log_prob(params, x), axis=-1)
+  return jax.nn.logsumexp(_component_log_prob(params, x), axis=-1)
 
 
 def e_step(
@@ -132,7 +132,7 @@ def e_step(
     log p(x_i) and the log-responsibilities log p(component | x_i).
   """
   x = _checks.as_points(x, params)
-  lp = _weighted_component_log_prob(params, x)
+  lp = _component_log_prob(params, x)
   ll = jax.nn.logsumexp(lp, axis=-1, keepdims=True)
   log_resp = lp - ll
   if weights is None:
@@ -149,4 +149,4 @@ def predict_proba(params: GMMParams, x: ArrayLike) -> jax.Array:
 def predict(params: GMMParams, x: ArrayLike) -> jax.Array:
   """`[n]` index of the most probable component of each point."""
   x = _checks.as_points(x, params)
-  return jnp.argmax(_weighted_component_log_prob(params, x), axis=-1)
+  return jnp.argmax(_component_log_prob(params, x), axis=-1)

@@ -180,7 +180,7 @@ def _fit(
     key, x, w, init_params, tol, reg_covar, *,
     stats, n_components, covariance_type, max_iter, init, n_init, chunk_size,
 ):
-  def step(params):
+  def step(params, x, w, reg_covar):
     s = stats(params, x, w, chunk_size)
     return _stats.params_from_stats(s, reg_covar), s.log_likelihood / s.total_weight
 
@@ -192,7 +192,7 @@ def _fit(
       )
     else:
       params = init_params
-    return _em.em_loop(step, params, tol, max_iter)
+    return _em.em_loop(step, params, tol, max_iter, (x, w, reg_covar))
 
   if n_init == 1:
     return single(key)
