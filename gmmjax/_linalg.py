@@ -37,7 +37,12 @@ def _matrix_precision_cholesky(cov: jax.Array) -> jax.Array:
     finfo = jnp.finfo(cov.dtype)
     scale = jnp.trace(cov, axis1=-2, axis2=-1)[..., None, None] / d
     load = jnp.maximum(scale, finfo.tiny) * (10 * d * finfo.eps)
-    loaded = jnp.linalg.cholesky(cov + load * eye)
+    # Loading only the failed matrices also makes this LAPACK call wait for the
+    # first one (through `bad`). Under vmap this branch always runs (cond turns
+    # into select), and two of jaxlib's batched Cholesky calls side by side can
+    # deadlock: each waits on sub-tasks queued behind the other in XLA's CPU
+    # thread pool (seen on 2 cores, fit(..., n_init=2)).
+    loaded = jnp.linalg.cholesky(cov + jnp.where(bad, load, 0) * eye)
     # Last resort: the diagonal alone, always positive once regularised.
     diag = jnp.sqrt(jnp.maximum(jnp.diagonal(cov, axis1=-2, axis2=-1), finfo.tiny))
     diag = diag[..., :, None] * eye
