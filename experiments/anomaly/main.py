@@ -272,7 +272,7 @@ def train_and_evaluate(config: Config, workdir: str | pathlib.Path) -> dict:
 
 
 def main(argv=None) -> None:
-  args = cli.parse_args(argv, __doc__, "tiny", ("tiny", "cpu", "full"))
+  args = cli.parse_args(argv, __doc__, "tiny", ("tiny", "cpu", "mlp", "full"))
   config = cli.parse_overrides(get_config(args.config), args.set)
   results = train_and_evaluate(config, args.workdir)
   print(_table(results, config.classes))

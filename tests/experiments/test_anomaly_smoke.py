@@ -83,3 +83,9 @@ def test_overrides():
   assert (config.epochs, config.architecture, config.classes) == (3, "conv", (1,))
   with pytest.raises(ValueError, match="unknown"):
     cli.parse_overrides(config, ["nope=1"])
+
+
+@pytest.mark.parametrize("name", ["tiny", "cpu", "mlp", "full"])
+def test_named_configs_load(name):
+  config = get_config(name)
+  assert config.architecture in ("mlp", "conv") and config.gmm_components >= 1

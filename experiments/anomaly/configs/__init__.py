@@ -1,4 +1,4 @@
-"""Configurations of the one-class Fashion-MNIST experiment: `get_config(name)` for tiny, cpu, full."""
+"""Configurations of the one-class Fashion-MNIST experiment: `get_config(name)` for tiny, cpu, mlp, full."""
 
 import dataclasses
 import importlib
