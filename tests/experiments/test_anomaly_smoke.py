@@ -57,6 +57,7 @@ def _without_timings(history):
   return [{k: v for k, v in r.items() if k != "seconds"} for r in history]
 
 
+@pytest.mark.slow
 def test_training_checkpoints_and_resumes(tmp_path):
   """A rerun resumes from the last checkpoint; from an earlier one it repeats the same epochs."""
   config = dataclasses.replace(get_config("tiny"), seeds=(0, 1), epochs=2, batch_size=16, checkpoint_every=1)

@@ -37,6 +37,7 @@ def _without_timings(history):
   return [{k: v for k, v in r.items() if k != "seconds_per_step"} for r in history]
 
 
+@pytest.mark.slow
 def test_training_checkpoints_and_resumes(tmp_path):
   """A rerun resumes from the last checkpoint; from an earlier one it repeats the same chunks."""
   config = dataclasses.replace(get_config("tiny"), steps=4, log_every=2, checkpoint_every=2, batch_size=8)

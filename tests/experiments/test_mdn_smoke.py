@@ -32,6 +32,7 @@ def test_tiny_config_end_to_end(tmp_path):
   assert json.loads((tmp_path / "results.json").read_text())["gap"] == pytest.approx(results["gap"])
 
 
+@pytest.mark.slow
 def test_rerun_resumes_from_the_checkpoints(tmp_path, monkeypatch):
   """A rerun resumes from the last checkpoint; from an earlier one it repeats the same steps."""
   fit, resumed_from = train.fit, []
