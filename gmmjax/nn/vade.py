@@ -254,9 +254,28 @@ def loss(key, model: VaDE, params: VaDEParams, x: jax.Array, *, method: str = "c
   return -jnp.mean(elbo(key, model, params, x, method=method).elbo)
 
 
-def pretrain_loss(model: VaDE, params: VaDEParams, x: jax.Array) -> jax.Array:
-  """`[]` deterministic autoencoder loss: -log p(x | z = mean(x)), mean over examples."""
-  mean, _ = model.encode(params, x)
+def pretrain_loss(
+    model: VaDE,
+    params: VaDEParams,
+    x: jax.Array,
+    *,
+    key=None,
+    input_dropout: float = 0.0,
+) -> jax.Array:
+  """`[]` deterministic autoencoder loss: -log p(x | z = mean(x)), mean over examples.
+
+  With `input_dropout > 0` it is a denoising autoencoder's: the encoder sees `x` with each pixel set to
+  zero with that probability (no rescaling; `key` draws the mask) and the decoder must give back the
+  clean `x`. On Fashion-MNIST this gave codes that a GMM clusters better (experiments/vade/README.md).
+  """
+  if not 0.0 <= input_dropout < 1.0:
+    raise ValueError(f"input_dropout must be in [0, 1), got {input_dropout}")
+  x_in = x
+  if input_dropout > 0.0:
+    if key is None:
+      raise ValueError("input_dropout > 0 needs a PRNG key")
+    x_in = jnp.where(jax.random.bernoulli(key, 1.0 - input_dropout, x.shape), x, 0.0)
+  mean, _ = model.encode(params, x_in)
   return -jnp.mean(networks.log_likelihood(model.likelihood, model.decode(params, mean), x))
 
 

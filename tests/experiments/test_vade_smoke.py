@@ -13,13 +13,16 @@ from experiments.vade import main as vade_main
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("model", vade_main.MODELS)
-def test_tiny_run_writes_outputs_resumes_and_generates(tmp_path, model):
-  config = vade_main.load_config("tiny", [f"model={model}"])
+# GMVAE's run also takes the denoising-pretraining path.
+@pytest.mark.parametrize("model, input_dropout", [("vade", 0.0), ("gmvae", 0.2)])
+def test_tiny_run_writes_outputs_resumes_and_generates(tmp_path, model, input_dropout):
+  assert set(vade_main.MODELS) == {"vade", "gmvae"}
+  config = vade_main.load_config("tiny", [f"model={model}", f"pretrain_input_dropout={input_dropout}"])
   results = vade_main.train_and_evaluate(config, tmp_path)
 
   saved = json.loads((tmp_path / "results.json").read_text())
   assert saved["config"]["model"] == model
+  assert saved["config"]["pretrain_input_dropout"] == input_dropout
   assert saved["seeds"] == [0, 1]
   assert saved["nan_free_seeds"] == 2
   for seed in saved["per_seed"]:

@@ -223,3 +223,27 @@ def test_posterior_log_var_reset_makes_gamma_the_gmm_posterior(key, architecture
   np.testing.assert_allclose(mean, model.encode(params, x)[0])  # the mean head is untouched
   gmm_resp = gmmjax.predict_proba(vade.prior_to_gmm(reset.prior), mean)
   np.testing.assert_allclose(vade.predict_proba(model, reset, x), gmm_resp, atol=0.05)
+
+
+def test_denoising_pretrain_loss_encodes_the_masked_image_and_scores_the_clean_one(key):
+  model, params, x = _tiny(key, dtype=jnp.float32)
+  k_mask = jax.random.key(7)
+  assert float(vade.pretrain_loss(model, params, x, key=k_mask)) == float(vade.pretrain_loss(model, params, x))
+
+  rate = 0.3
+  got = vade.pretrain_loss(model, params, x, key=k_mask, input_dropout=rate)
+  masked = jnp.where(jax.random.bernoulli(k_mask, 1 - rate, x.shape), x, 0.0)
+  mean, _ = model.encode(params, masked)
+  want = -jnp.mean(gnn.log_likelihood(model.likelihood, model.decode(params, mean), x))
+  np.testing.assert_allclose(float(got), float(want), rtol=1e-6)
+  # The target stays clean: scoring the masked image against itself is another number.
+  assert abs(float(got) - float(vade.pretrain_loss(model, params, masked))) > 1e-3
+  grads = jax.grad(lambda p: vade.pretrain_loss(model, p, x, key=k_mask, input_dropout=rate))(params)
+  assert all(bool(jnp.all(jnp.isfinite(g))) for g in jax.tree.leaves(grads))
+
+
+@pytest.mark.parametrize("rate, with_key", [(0.2, False), (1.0, True), (-0.1, True)])
+def test_denoising_pretrain_loss_rejects_bad_settings(key, rate, with_key):
+  model, params, x = _tiny(key, dtype=jnp.float32)
+  with pytest.raises(ValueError, match="input_dropout"):
+    vade.pretrain_loss(model, params, x, key=key if with_key else None, input_dropout=rate)

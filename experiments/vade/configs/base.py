@@ -30,6 +30,7 @@ class Config:
   batch_size: int = 100
   pretrain_epochs: int = 20
   pretrain_learning_rate: float = 1e-3
+  pretrain_input_dropout: float = 0.0  # > 0: denoising pretraining, pixels zeroed with this probability.
   epochs: int = 50
   learning_rate: float = 2e-3
   lr_decay_rate: float = 0.9  # Multiplied into the learning rate every `lr_decay_epochs` epochs.
