@@ -20,7 +20,6 @@ Writes to `workdir`: `pretrain/` and `joint/` (config.json, metrics.jsonl, check
 from __future__ import annotations
 
 import dataclasses
-import functools
 import importlib
 import json
 import pathlib
@@ -219,8 +218,9 @@ def train_and_evaluate(config: Config, workdir: str | pathlib.Path) -> dict:
   pre_tx = _optimizer(config, config.pretrain_learning_rate, steps_per_epoch, decay=False)
   params = _stack_init(model, images, seeds)
   state = SeedState(params, jax.vmap(pre_tx.init)(params), seed_keys)
-  pre_loss = functools.partial(mod.pretrain_loss, model, input_dropout=config.pretrain_input_dropout)
-  pre_epoch = make_epoch(lambda p, x, k: pre_loss(p, x, key=k), pre_tx, images, config.batch_size)
+  pre_epoch = make_epoch(
+      lambda p, x, k: mod.pretrain_loss(model, p, x, key=k, input_dropout=config.pretrain_input_dropout),
+      pre_tx, images, config.batch_size)
 
   def run_phase(epoch_fn, state, num_steps, name):
     # One fit step is one epoch (the "data" is the epoch index).

@@ -230,16 +230,8 @@ def loss(key, model: GMVAE, params: GMVAEParams, x: jax.Array, *, method: str = 
   return -jnp.mean(elbo(key, model, params, x, method=method).elbo)
 
 
-def pretrain_loss(
-    model: GMVAE,
-    params: GMVAEParams,
-    x: jax.Array,
-    *,
-    key=None,
-    input_dropout: float = 0.0,
-) -> jax.Array:
-  """`[]` the autoencoder loss of `vade.pretrain_loss` on the encoder's code (the head is not used)."""
-  return vade.pretrain_loss(model, params, x, key=key, input_dropout=input_dropout)
+# The autoencoder loss on the encoder's code (the head is not used): VaDE's, as is.
+pretrain_loss = vade.pretrain_loss
 
 
 def log_likelihood(key, model: GMVAE, params: GMVAEParams, x: jax.Array, n_samples: int = 1000) -> jax.Array:
