@@ -1,4 +1,4 @@
-"""One-class Fashion-MNIST: DAGMM and a GMM on its latents, every (class, seed) model at once.
+"""One-class Fashion-MNIST: DAGMM, GMMs on learned features and their combination, every (class, seed) model at once.
 
   python -m experiments.anomaly.main --config full --workdir /tmp/anomaly
   python -m experiments.anomaly.main --config tiny --workdir /tmp/anomaly_tiny --set epochs=1
@@ -31,7 +31,7 @@ import gmmjax
 from gmmjax import data as gdata
 from gmmjax import metrics
 from gmmjax import train as gtrain
-from gmmjax.nn import dagmm
+from gmmjax.nn import dagmm, geometric
 
 from .. import cli
 from .configs import Config, get_config
@@ -70,6 +70,10 @@ def _chunked(fn, x: jax.Array, chunk: int):
   return jax.tree.map(lambda a: a.reshape(-1, *a.shape[2:])[:n], out)
 
 
+# The four scores of each test image; higher means more anomalous.
+DETECTORS = ("dagmm", "gmm_latent", "gmm_transform", "combined")
+
+
 @functools.lru_cache(maxsize=2)
 def make_functions(config: Config):
   """Jitted `init(keys)`, `epoch(state, e, keys, x_train, class_idx)` and `score_all(...)`.
@@ -77,20 +81,26 @@ def make_functions(config: Config):
   Cached per config, so that a rerun in the same process (a resume) reuses the compilations.
   """
   model = make_model(config)
+  classifier = geometric.TransformClassifier(config.transform_hidden)
   tx = optax.adam(config.learning_rate)
 
   def init_one(key):
     k_p, k_d = jax.random.split(key)
     x0 = jnp.zeros((2, 28, 28, 1), jnp.float32)
-    params = model.init({"params": k_p, "dropout": k_d}, x0, train=True)["params"]
+    params = {
+        "dagmm": model.init({"params": k_p, "dropout": k_d}, x0, train=True)["params"],
+        "transform": classifier.init(jax.random.fold_in(key, 1), x0)["params"],
+    }
     return gtrain.TrainState.create(params=params, tx=tx)
 
   def loss_fn(params, x, key):
-    out = model.apply({"params": params}, x, train=True, rngs={"dropout": key})
+    """The two networks share batches but not parameters: the sum trains each on its own loss."""
+    out = model.apply({"params": params["dagmm"]}, x, train=True, rngs={"dropout": key})
     terms, _ = dagmm.dagmm_loss(
         out, x, lambda_energy=config.lambda_energy, lambda_cov=config.lambda_cov,
         reg_covar=config.reg_covar)
-    return terms.total, terms
+    ce = geometric.transform_loss(classifier, params["transform"], x, jax.random.fold_in(key, 1))
+    return terms.total + ce, {**terms._asdict(), "transform": ce}
 
   def step_one(state, key, x_class):
     k_idx, k_drop = jax.random.split(key)
@@ -101,7 +111,8 @@ def make_functions(config: Config):
   def epoch(state, e, model_keys, x_train, class_idx):
     """One epoch of every model: `state` and `model_keys` `[M]`, `e` the epoch index.
 
-    Returns the new state and the loss terms (each model's mean over the epoch, then the mean over the
+    Returns the new state and the loss terms (DAGMM's, whose "total" excludes the transform
+    classifier's cross-entropy "transform"; each model's mean over the epoch, then the mean over the
     models) with "finite": whether all of them are finite.
     """
     steps = max(1, x_train.shape[1] // config.batch_size)
@@ -112,25 +123,26 @@ def make_functions(config: Config):
 
     state, terms = jax.lax.scan(body, state, jnp.swapaxes(keys, 0, 1))
     terms = jax.tree.map(lambda a: jnp.mean(a, axis=0), terms)  # [M]
-    out = {f: jnp.mean(getattr(terms, f)) for f in terms._fields}
-    out["finite"] = jnp.all(jnp.stack([jnp.all(jnp.isfinite(a)) for a in terms]))
+    out = {f: jnp.mean(a) for f, a in terms.items()}
+    out["finite"] = jnp.all(jnp.stack([jnp.all(jnp.isfinite(a)) for a in terms.values()]))
     return state, out
 
   def embed(params, x):
-    """`x: [n, ...]` -> `(z [n, l + 2], gamma [n, k])` of one model, in chunks."""
+    """`x: [n, ...]` -> `(z [n, l + 2], gamma [n, k], transform features [n, h])` of one model, in chunks."""
 
     def fn(xc):
-      out = model.apply({"params": params}, xc, train=False)
-      return out.z, out.gamma
+      out = model.apply({"params": params["dagmm"]}, xc, train=False)
+      return out.z, out.gamma, classifier.apply({"params": params["transform"]}, xc)[1]
 
     return _chunked(fn, x, config.eval_chunk)
 
   def scores(params, x_class, x_test):
-    """DAGMM energies of the test images, mixture from all training memberships; and features."""
-    z_tr, g_tr = embed(params, x_class)
-    z_te, _ = embed(params, x_test)
+    """DAGMM energies of the test images (mixture from all training memberships), and the
+    features of the training and test images: `(energies, (z, f) train, (z, f) test)`."""
+    z_tr, g_tr, f_tr = embed(params, x_class)
+    z_te, _, f_te = embed(params, x_test)
     mixture = dagmm.mixture_from_memberships(z_tr, g_tr, config.reg_covar)
-    return dagmm.energy(mixture, z_te), z_tr, z_te
+    return dagmm.energy(mixture, z_te), (z_tr, f_tr), (z_te, f_te)
 
   def score_all(params, x_train, class_idx, x_test):
     return jax.vmap(lambda p, c: scores(p, x_train[c], x_test))(params, class_idx)
@@ -170,12 +182,16 @@ def train_models(config: Config, x_train: jax.Array, workdir: str | pathlib.Path
 
 
 def _gmm_scores(key, f_train: np.ndarray, f_test: np.ndarray, config: Config) -> np.ndarray:
-  """Negative log-likelihood of the test features under `gmmjax.fit` on the training features."""
+  """Negative log-likelihood of the test features under `gmmjax.fit` on the training features,
+  standardised by its mean and standard deviation over the training features (so that scores of
+  different feature spaces add up)."""
   mu, sd = f_train.mean(0), f_train.std(0) + 1e-6
   tr, te = (f_train - mu) / sd, (f_test - mu) / sd
   fit = gmmjax.fit(key, tr, config.gmm_components, covariance_type=config.gmm_covariance_type,
                    reg_covar=config.gmm_reg_covar, n_init=config.gmm_n_init, max_iter=200)
-  return -np.asarray(gmmjax.log_prob(fit.params, te))
+  nll_train = -np.asarray(gmmjax.log_prob(fit.params, tr))
+  nll = -np.asarray(gmmjax.log_prob(fit.params, te))
+  return (nll - nll_train.mean()) / (nll_train.std() + 1e-12)
 
 
 def _summary(auc: np.ndarray, classes, seeds) -> dict:
@@ -198,29 +214,30 @@ def _plot(results: dict, classes, path: pathlib.Path) -> None:
 
   names = [gdata.FASHION_MNIST_CLASSES[c] for c in classes]
   x = np.arange(len(classes))
-  fig, ax = plt.subplots(figsize=(1.0 + 0.9 * len(classes), 3.5))
-  for j, det in enumerate(("dagmm", "gmm_latent")):
+  fig, ax = plt.subplots(figsize=(1.0 + 1.2 * len(classes), 3.5))
+  width = 0.8 / len(DETECTORS)
+  for j, det in enumerate(DETECTORS):
     s = results[det]
-    ax.bar(x + (j - 0.5) * 0.4, [s["per_class_mean"][c] for c in classes], 0.4,
+    ax.bar(x + (j - (len(DETECTORS) - 1) / 2) * width, [s["per_class_mean"][c] for c in classes], width,
            yerr=[s["per_class_std"][c] for c in classes], label=f"{det} (mean {s['mean']:.3f})")
   ax.axhline(0.5, color="gray", lw=0.8, ls=":")
   ax.set_xticks(x, names, rotation=30, ha="right")
   ax.set_ylabel("AUROC")
   ax.set_ylim(0.3, 1.0)
-  ax.legend(loc="lower right", fontsize=8)
+  ax.legend(loc="center left", bbox_to_anchor=(1.0, 0.5), fontsize=8)
   ax.set_title("One-class Fashion-MNIST")
-  fig.tight_layout()
-  fig.savefig(path, dpi=120)
+  fig.savefig(path, dpi=120, bbox_inches="tight")
   plt.close(fig)
 
 
 def _table(results: dict, classes) -> str:
-  lines = ["| class | DAGMM energy | GMM on latents |", "|---|---|---|"]
+  lines = ["| class | DAGMM energy | GMM on latents | GMM on transform features | combined |",
+           "|---|---|---|---|---|"]
   for c in classes:
     cells = [f"{results[d]['per_class_mean'][c]:.3f} +- {results[d]['per_class_std'][c]:.3f}"
-             for d in ("dagmm", "gmm_latent")]
+             for d in DETECTORS]
     lines.append(f"| {c} {gdata.FASHION_MNIST_CLASSES[c]} | " + " | ".join(cells) + " |")
-  cells = [f"**{results[d]['mean']:.3f} +- {results[d]['std_over_seeds']:.3f}**" for d in ("dagmm", "gmm_latent")]
+  cells = [f"**{results[d]['mean']:.3f} +- {results[d]['std_over_seeds']:.3f}**" for d in DETECTORS]
   lines.append("| mean (+- std over seeds) | " + " | ".join(cells) + " |")
   return "\n".join(lines) + "\n"
 
@@ -244,17 +261,21 @@ def train_and_evaluate(config: Config, workdir: str | pathlib.Path) -> dict:
   # One per epoch, including those of the run this one resumed.
   timings = [r["seconds"] for r in history]
   _, _, score_all = make_functions(config)
-  energies, z_tr, z_te = score_all(params, x_train, class_idx, x_test)
-  energies, z_tr, z_te = np.asarray(energies), np.asarray(z_tr), np.asarray(z_te)
+  energies, (z_tr, f_tr), (z_te, f_te) = jax.tree.map(
+      np.asarray, score_all(params, x_train, class_idx, x_test))
   cols = slice(0, config.latent_dim) if config.gmm_features == "code" else slice(None)
-  auc = {"dagmm": np.zeros((n_c, n_s)), "gmm_latent": np.zeros((n_c, n_s))}
+  auc = {det: np.zeros((n_c, n_s)) for det in DETECTORS}
   for m in tqdm(range(n_c * n_s), desc="gmm fits"):
     i, j = divmod(m, n_s)
+    key = jax.random.key(m)
+    latent = _gmm_scores(key, z_tr[m][:, cols], z_te[m][:, cols], config)
+    transform = _gmm_scores(jax.random.fold_in(key, 1), f_tr[m], f_te[m], config)
+    scores = {"dagmm": energies[m], "gmm_latent": latent, "gmm_transform": transform,
+              # A product of the two GMMs' densities, each rescaled by its spread on normal data.
+              "combined": latent + transform}
     anomalous = (y_test != config.classes[i]).astype(np.int32)
-    e = np.nan_to_num(energies[m], nan=np.inf, posinf=1e30)
-    auc["dagmm"][i, j] = metrics.auroc(anomalous, np.minimum(e, 1e30))
-    nll = _gmm_scores(jax.random.key(m), z_tr[m][:, cols], z_te[m][:, cols], config)
-    auc["gmm_latent"][i, j] = metrics.auroc(anomalous, np.nan_to_num(nll, nan=1e30, posinf=1e30))
+    for det, s in scores.items():
+      auc[det][i, j] = metrics.auroc(anomalous, np.minimum(np.nan_to_num(s, nan=np.inf), 1e30))
 
   results = {det: _summary(a, config.classes, config.seeds) for det, a in auc.items()}
   results["auroc"] = {det: a.tolist() for det, a in auc.items()}
@@ -267,7 +288,7 @@ def train_and_evaluate(config: Config, workdir: str | pathlib.Path) -> dict:
   (workdir / "results.md").write_text(_table(results, config.classes))
   _plot(results, config.classes, workdir / "auroc_per_class.png")
   gtrain.plots.plot_learning_curves(history, workdir / "learning_curves.png",
-                                    keys=list(dagmm.DAGMMLoss._fields))
+                                    keys=[*dagmm.DAGMMLoss._fields, "transform"])
   return results
 
 

@@ -1,8 +1,9 @@
-"""Neural networks built on Gaussian mixtures: encoders/decoders, VaDE, GMVAE, DAGMM, mixture density networks, a mixture-latent GAN."""
+"""Neural networks built on Gaussian mixtures: encoders/decoders, VaDE, GMVAE, DAGMM, mixture density networks, a mixture-latent GAN, transform classifiers for one-class features."""
 
 from . import dagmm as dagmm
 from . import fid as fid
 from . import gan as gan
+from . import geometric as geometric
 from . import gmvae as gmvae
 from . import mdn as mdn
 from . import networks as networks
@@ -38,6 +39,7 @@ __all__ = [
     "dagmm",
     "fid",
     "gan",
+    "geometric",
     "gmvae",
     "mdn",
     "ConvDecoder",

@@ -18,9 +18,11 @@ class Config:
     encoder_hidden, decoder_hidden: MLP widths (architecture "mlp").
     epochs, batch_size, learning_rate: Adam training.
     lambda_energy, lambda_cov, reg_covar: DAGMM's loss weights and the covariance regulariser.
-    gmm_components, gmm_covariance_type, gmm_features, gmm_reg_covar, gmm_n_init: the second
-      detector, `gmmjax.fit` on the standardised training features ("code" or "z" = code plus
-      reconstruction features) of the trained compression network.
+    transform_hidden: widths of the transform classifier's MLP (`gmmjax.nn.geometric`), trained
+      beside each DAGMM on the same batches; the last width is its feature size.
+    gmm_components, gmm_covariance_type, gmm_features, gmm_reg_covar, gmm_n_init: the GMM
+      detectors, `gmmjax.fit` on standardised training features: the compression network's
+      ("code" or "z" = code plus reconstruction features) and the transform classifier's.
     eval_chunk: images per chunk when embedding (bounds memory).
     checkpoint_every: epochs between checkpoints (the last epoch is always saved).
     data_dir: folder of the Fashion-MNIST IDX files (None: $GMMJAX_FASHION_MNIST_DIR or Debian's).
@@ -41,6 +43,7 @@ class Config:
   lambda_energy: float = 0.1
   lambda_cov: float = 0.005
   reg_covar: float = 1e-3
+  transform_hidden: tuple[int, ...] = (512, 32)
   gmm_components: int = 4
   gmm_covariance_type: str = "full"
   gmm_features: str = "z"
