@@ -81,7 +81,8 @@ def make_functions(config: Config):
   Cached per config, so that a rerun in the same process (a resume) reuses the compilations.
   """
   model = make_model(config)
-  classifier = geometric.TransformClassifier(config.transform_hidden)
+  classifier = geometric.TransformClassifier(
+      config.transform_hidden, geometric.n_transforms(config.transform_shift))
   tx = optax.adam(config.learning_rate)
 
   def init_one(key):
@@ -99,7 +100,8 @@ def make_functions(config: Config):
     terms, _ = dagmm.dagmm_loss(
         out, x, lambda_energy=config.lambda_energy, lambda_cov=config.lambda_cov,
         reg_covar=config.reg_covar)
-    ce = geometric.transform_loss(classifier, params["transform"], x, jax.random.fold_in(key, 1))
+    ce = geometric.transform_loss(
+        classifier, params["transform"], x, jax.random.fold_in(key, 1), config.transform_shift)
     return terms.total + ce, {**terms._asdict(), "transform": ce}
 
   def step_one(state, key, x_class):

@@ -1,39 +1,45 @@
-"""Transform classifier: the 8 symmetries of the square, per-image transforms, loss and learning."""
+"""Transform classifier: the 8 symmetries of the square (and their shifts), per-image transforms, loss and learning."""
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
+import pytest
 
 from gmmjax.nn import geometric
 
 
-def _numpy_transform(image: np.ndarray, t: int) -> np.ndarray:
+def _numpy_transform(image: np.ndarray, t: int, shift: int = 0) -> np.ndarray:
   """One `[h, h, c]` image under transform `t`, written with NumPy as the oracle."""
-  if t >= 4:
+  dihedral, offset = t % 8, t // 8
+  if dihedral >= 4:
     image = image[:, ::-1]
-  return np.rot90(image, t % 4, axes=(0, 1))
+  image = np.rot90(image, dihedral % 4, axes=(0, 1))
+  rows, cols = [(0, 0), (shift, 0), (-shift, 0), (0, shift), (0, -shift)][offset]
+  return np.roll(np.roll(image, rows, axis=0), cols, axis=1)
 
 
 def test_dihedral_transforms_match_numpy_and_are_distinct(key):
   x = jax.random.uniform(key, (3, 5, 5, 2))
-  out = np.asarray(geometric.dihedral_transforms(x))
-  assert out.shape == (geometric.N_TRANSFORMS, 3, 5, 5, 2)
-  for t in range(geometric.N_TRANSFORMS):
-    for i in range(3):
-      np.testing.assert_array_equal(out[t, i], _numpy_transform(np.asarray(x[i]), t))
-  np.testing.assert_array_equal(out[0], x)
-  # A generic image has 8 different images under the group: each transform is a distinct class.
-  flat = out[:, 0].reshape(geometric.N_TRANSFORMS, -1)
-  assert len({row.tobytes() for row in flat}) == geometric.N_TRANSFORMS
+  for shift in (0, 2):
+    out = np.asarray(geometric.all_transforms(x, shift))
+    n = geometric.n_transforms(shift)
+    assert out.shape == (n, 3, 5, 5, 2) and n == (40 if shift else 8)
+    for t in range(n):
+      for i in range(3):
+        np.testing.assert_array_equal(out[t, i], _numpy_transform(np.asarray(x[i]), t, shift))
+    np.testing.assert_array_equal(out[0], x)
+    np.testing.assert_array_equal(out[:8], geometric.dihedral_transforms(x))
+    # A generic image has n different images: each transform is a distinct class.
+    assert len({row.tobytes() for row in out[:, 0].reshape(n, -1)}) == n
 
 
 def test_apply_transforms_picks_each_images_transform(key):
-  x = jax.random.uniform(key, (16, 4, 4, 1))
-  t = jnp.arange(16) % geometric.N_TRANSFORMS
-  out = np.asarray(jax.jit(geometric.apply_transforms)(x, t))
-  for i in range(16):
-    np.testing.assert_array_equal(out[i], _numpy_transform(np.asarray(x[i]), int(t[i])))
+  x = jax.random.uniform(key, (40, 6, 6, 1))
+  t = jnp.arange(40)[::-1]
+  out = np.asarray(jax.jit(geometric.apply_transforms, static_argnums=2)(x, t, 1))
+  for i in range(40):
+    np.testing.assert_array_equal(out[i], _numpy_transform(np.asarray(x[i]), int(t[i]), 1))
 
 
 def test_classifier_shapes_and_finite_gradients_on_blank_images(key):
@@ -41,11 +47,13 @@ def test_classifier_shapes_and_finite_gradients_on_blank_images(key):
   x = jnp.zeros((6, 28, 28, 1))
   params = model.init(key, x)["params"]
   logits, features = model.apply({"params": params}, x)
-  assert logits.shape == (6, geometric.N_TRANSFORMS) and features.shape == (6, 4)
+  assert logits.shape == (6, 8) and features.shape == (6, 4)
   loss, grads = jax.value_and_grad(geometric.transform_loss, argnums=1)(model, params, x, key)
   # Blank images look the same under every transform: the best loss is log 8, reached at init.
-  np.testing.assert_allclose(loss, np.log(geometric.N_TRANSFORMS), rtol=0.1)
+  np.testing.assert_allclose(loss, np.log(8), rtol=0.1)
   assert all(bool(jnp.all(jnp.isfinite(g))) for g in jax.tree.leaves(grads))
+  with pytest.raises(ValueError, match="40 transforms"):
+    geometric.transform_loss(model, params, x, key, shift=6)
 
 
 def test_classifier_learns_to_tell_transforms_apart(key):
@@ -67,6 +75,6 @@ def test_classifier_learns_to_tell_transforms_apart(key):
   for k in jax.random.split(k_train, 150):
     params, opt, loss = step(params, opt, k)
   assert float(loss) < 0.1  # from log 8 = 2.08
-  t = jnp.arange(256) % geometric.N_TRANSFORMS
+  t = jnp.arange(256) % 8
   logits, _ = model.apply({"params": params}, geometric.apply_transforms(x, t))
   assert float(jnp.mean(jnp.argmax(logits, -1) == t)) > 0.98

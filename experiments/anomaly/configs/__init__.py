@@ -18,8 +18,9 @@ class Config:
     encoder_hidden, decoder_hidden: MLP widths (architecture "mlp").
     epochs, batch_size, learning_rate: Adam training.
     lambda_energy, lambda_cov, reg_covar: DAGMM's loss weights and the covariance regulariser.
-    transform_hidden: widths of the transform classifier's MLP (`gmmjax.nn.geometric`), trained
-      beside each DAGMM on the same batches; the last width is its feature size.
+    transform_hidden, transform_shift: the transform classifier (`gmmjax.nn.geometric`) trained
+      beside each DAGMM on the same batches: its MLP widths (the last is its feature size), and the
+      shift in pixels of its shifted transforms (0: the 8 rotations/flips only).
     gmm_components, gmm_covariance_type, gmm_features, gmm_reg_covar, gmm_n_init: the GMM
       detectors, `gmmjax.fit` on standardised training features: the compression network's
       ("code" or "z" = code plus reconstruction features) and the transform classifier's.
@@ -43,7 +44,8 @@ class Config:
   lambda_energy: float = 0.1
   lambda_cov: float = 0.005
   reg_covar: float = 1e-3
-  transform_hidden: tuple[int, ...] = (512, 32)
+  transform_hidden: tuple[int, ...] = (1024, 64)
+  transform_shift: int = 6
   gmm_components: int = 4
   gmm_covariance_type: str = "full"
   gmm_features: str = "z"
