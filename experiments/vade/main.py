@@ -67,9 +67,12 @@ def build_model(config: Config) -> vade.VaDE | gmvae.GMVAE:
   else:
     encoder, decoder = gnn.make_encoder("conv", config.latent_dim), gnn.make_decoder("conv")
   if config.model == "gmvae":
+    if config.prior_covariance != "diag":
+      raise ValueError("model='gmvae' needs prior_covariance='diag'")
     return gmvae.GMVAE(encoder, decoder, config.n_components, config.latent_dim, config.likelihood,
                        head_hidden=config.head_hidden, uniform_weights=config.uniform_weights)
-  return vade.VaDE(encoder, decoder, config.n_components, config.latent_dim, config.likelihood)
+  return vade.VaDE(encoder, decoder, config.n_components, config.latent_dim, config.likelihood,
+                   prior_covariance=config.prior_covariance)
 
 
 def model_module(model):
@@ -217,6 +220,10 @@ def train_and_evaluate(config: Config, workdir: str | pathlib.Path) -> dict:
   # Phase 1: autoencoder pretraining (deterministic codes, reconstruction only).
   pre_tx = _optimizer(config, config.pretrain_learning_rate, steps_per_epoch, decay=False)
   params = _stack_init(model, images, seeds)
+  # Pretraining never reads the prior; with the diagonal placeholder for every prior type, the same
+  # pretraining checkpoints serve runs with either prior (phase 2 replaces it).
+  params = params._replace(prior=jax.vmap(lambda p: vade.standard_prior(
+      config.n_components, config.latent_dim, p.means.dtype))(params.prior))
   state = SeedState(params, jax.vmap(pre_tx.init)(params), seed_keys)
   pre_epoch = make_epoch(
       lambda p, x, k: mod.pretrain_loss(model, p, x, key=k, input_dropout=config.pretrain_input_dropout),
@@ -246,7 +253,7 @@ def train_and_evaluate(config: Config, workdir: str | pathlib.Path) -> dict:
   gmm_keys = jnp.stack([jax.random.key(2000 + s) for s in seeds])
   prior = jax.jit(jax.vmap(lambda k, z: vade.init_prior(
       k, z, config.n_components, n_init=config.gmm_n_init, max_iter=config.gmm_max_iter,
-      reg_covar=config.gmm_reg_covar)))(gmm_keys, latents)
+      reg_covar=config.gmm_reg_covar, covariance_type=config.prior_covariance)))(gmm_keys, latents)
   params = jax.vmap(mod.init_posterior_from_prior)(pretrained._replace(prior=prior))
   init_scores = _clustering_scores(eval_labels, np.asarray(predict_all(model, params, eval_images)))
   timings["gmm_init_s"] = time.perf_counter() - t0

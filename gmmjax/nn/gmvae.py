@@ -114,6 +114,7 @@ class GMVAE:
   likelihood: str = "bernoulli"
   head_hidden: int = 128
   uniform_weights: bool = False
+  prior_covariance = "diag"  # Not a field: the bound's per-component KL needs diagonal components.
 
   def __post_init__(self):
     vade.VaDE.__post_init__(self)  # The same checks on the likelihood and the sizes.
@@ -161,8 +162,14 @@ class GMVAE:
     return networks.mean_image(self.likelihood, self.decode(params, z))
 
 
+def _require_diagonal(prior: vade.PriorParams) -> None:
+  if vade.prior_covariance_type(prior) != "diag":
+    raise ValueError("GMVAE's bound uses diagonal prior components; got a full-covariance prior")
+
+
 def effective_prior(model: GMVAE, prior: vade.PriorParams) -> vade.PriorParams:
-  """The prior with zero logits when `model.uniform_weights`, else `prior`."""
+  """The prior with zero logits when `model.uniform_weights`, else `prior` (diagonal only)."""
+  _require_diagonal(prior)
   return prior._replace(logits=jnp.zeros_like(prior.logits)) if model.uniform_weights else prior
 
 
@@ -270,6 +277,7 @@ def init_posterior_from_prior(params: GMVAEParams, fraction: float = 0.01) -> GM
   is set to the discriminant of the diagonal prior: logit_c = log pi_c + log N(m | mu_c, sigma_c^2)
   up to a constant. Call after setting `params.prior` (e.g. from `vade.init_prior`).
   """
+  _require_diagonal(params.prior)
   params = vade.init_posterior_from_prior(params, fraction)
   prior = params.prior
   head = params.head["params"]["logits"]

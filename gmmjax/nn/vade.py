@@ -1,6 +1,7 @@
 """VaDE: a variational autoencoder whose prior is a learnable Gaussian mixture.
 
-Generative model: c ~ Cat(pi), z | c ~ N(mu_c, diag sigma_c^2), x | z ~ p(x | decoder(z)).
+Generative model: c ~ Cat(pi), z | c ~ N(mu_c, Sigma_c), x | z ~ p(x | decoder(z)), with Sigma_c
+diagonal (VaDE's choice) or full (`PriorParams.precision_offdiag`).
 Inference: q(z, c | x) = q(z | x) q(c | x) with q(z | x) = N(mean(x), diag exp(log_var(x))).
 
 Two estimators of the evidence lower bound are provided:
@@ -15,7 +16,8 @@ Two estimators of the evidence lower bound are provided:
   tighter bound with c integrated out; the gap to "closed_form" is
   E_q[KL(q(c | x) || p(c | z))] >= 0.
 
-Mixture parameters are unconstrained (logits, means, log-variances), so no
+Mixture parameters are unconstrained (logits, means, log-variances and, for
+full covariances, the free entries of the precision Cholesky factor), so no
 optimiser step can make them invalid.
 """
 
@@ -38,17 +40,42 @@ _LOG_2PI = math.log(2 * math.pi)
 
 
 class PriorParams(NamedTuple):
-  """Unconstrained parameters of the diagonal Gaussian mixture prior p(z).
+  """Unconstrained parameters of the Gaussian mixture prior p(z).
+
+  Each component's precision is `U_c U_c^T` with `U_c` upper triangular (scikit-learn's and
+  `gmmjax.GMMParams`' precision Cholesky factor): diagonal `exp(-log_vars_c / 2)`, strict upper
+  triangle `precision_offdiag_c`. Without `precision_offdiag` the covariances are diagonal and
+  `log_vars` are their log-variances; with it, `log_vars` are the conditional log-variances
+  (each coordinate given the earlier ones).
 
   Attributes:
     logits: `[k]` unnormalised log mixing weights.
     means: `[k, l]` component means.
-    log_vars: `[k, l]` log-variances.
+    log_vars: `[k, l]` log-variances (see above).
+    precision_offdiag: `None` (diagonal covariances) or `[k, l, l]`, of which only the strict upper
+      triangle is used (full covariances).
   """
 
   logits: jax.Array
   means: jax.Array
   log_vars: jax.Array
+  precision_offdiag: jax.Array | None = None
+
+
+PRIOR_COVARIANCES = ("diag", "full")
+
+
+def prior_covariance_type(prior: PriorParams) -> str:
+  """"diag" or "full" (static: it depends on the pytree's structure only)."""
+  return "diag" if prior.precision_offdiag is None else "full"
+
+
+def precision_cholesky(prior: PriorParams) -> jax.Array:
+  """`[k, l]` precision scales (diagonal prior) or `[k, l, l]` upper-triangular `U_c` (full prior)."""
+  scale = jnp.exp(-0.5 * prior.log_vars)
+  if prior.precision_offdiag is None:
+    return scale
+  return jnp.triu(prior.precision_offdiag, 1) + jax.vmap(jnp.diag)(scale)
 
 
 class VaDEParams(NamedTuple):
@@ -60,18 +87,33 @@ class VaDEParams(NamedTuple):
 
 
 def prior_to_gmm(prior: PriorParams) -> gmmjax.GMMParams:
-  """The prior as diagonal `gmmjax.GMMParams` (differentiable)."""
+  """The prior as diagonal or full `gmmjax.GMMParams` (differentiable)."""
   return gmmjax.GMMParams(
       weights=jax.nn.softmax(prior.logits),
       means=prior.means,
-      precisions_cholesky=jnp.exp(-0.5 * prior.log_vars),
-      covariance_type="diag",
+      precisions_cholesky=precision_cholesky(prior),
+      covariance_type=prior_covariance_type(prior),
   )
 
 
-def prior_from_gmm(gmm: gmmjax.GMMParams) -> PriorParams:
-  """Unconstrained prior from fitted `GMMParams` (any covariance type: its diagonal is kept)."""
+def prior_from_gmm(gmm: gmmjax.GMMParams, covariance_type: str = "diag") -> PriorParams:
+  """Unconstrained prior from fitted `GMMParams` of any covariance type.
+
+  `covariance_type="diag"` keeps the diagonal of each covariance; "full" keeps them whole.
+  """
+  if covariance_type not in PRIOR_COVARIANCES:
+    raise ValueError(f"covariance_type must be one of {PRIOR_COVARIANCES}, got {covariance_type!r}")
   k, l = gmm.means.shape
+  tiny = jnp.finfo(gmm.means.dtype).tiny
+  logits = jnp.log(jnp.maximum(gmm.weights, tiny))
+  if covariance_type == "full":
+    if gmm.covariance_type == "tied":
+      gmm = gmmjax.GMMParams.from_covariances(
+          gmm.weights, gmm.means, jnp.broadcast_to(gmm.covariances, (k, l, l)), "full")
+    if gmm.covariance_type != "full":  # diag or spherical: U_c is diagonal.
+      return prior_from_gmm(gmm)._replace(precision_offdiag=jnp.zeros((k, l, l), gmm.means.dtype))
+    u = gmm.precisions_cholesky
+    return PriorParams(logits, gmm.means, -2.0 * jnp.log(jnp.diagonal(u, axis1=-2, axis2=-1)), jnp.triu(u, 1))
   cov = gmm.covariances
   if gmm.covariance_type == "full":
     var = jnp.diagonal(cov, axis1=-2, axis2=-1)
@@ -81,20 +123,21 @@ def prior_from_gmm(gmm: gmmjax.GMMParams) -> PriorParams:
     var = jnp.broadcast_to(cov[:, None], (k, l))
   else:
     var = cov
-  tiny = jnp.finfo(gmm.means.dtype).tiny
-  return PriorParams(
-      logits=jnp.log(jnp.maximum(gmm.weights, tiny)),
-      means=gmm.means,
-      log_vars=jnp.log(jnp.maximum(var, tiny)),
-  )
+  return PriorParams(logits=logits, means=gmm.means, log_vars=jnp.log(jnp.maximum(var, tiny)))
 
 
-def standard_prior(n_components: int, latent_dim: int, dtype=jnp.float32) -> PriorParams:
+def standard_prior(
+    n_components: int, latent_dim: int, dtype=jnp.float32, covariance_type: str = "diag"
+) -> PriorParams:
   """Equal weights, zero means, unit variances: a placeholder before `init_prior`."""
+  if covariance_type not in PRIOR_COVARIANCES:
+    raise ValueError(f"covariance_type must be one of {PRIOR_COVARIANCES}, got {covariance_type!r}")
+  offdiag = jnp.zeros((n_components, latent_dim, latent_dim), dtype) if covariance_type == "full" else None
   return PriorParams(
       logits=jnp.zeros((n_components,), dtype),
       means=jnp.zeros((n_components, latent_dim), dtype),
       log_vars=jnp.zeros((n_components, latent_dim), dtype),
+      precision_offdiag=offdiag,
   )
 
 
@@ -108,6 +151,7 @@ class VaDE:
     n_components: `k`, clusters in the prior.
     latent_dim: `l`.
     likelihood: "bernoulli" (decoder gives logits) or "gaussian" (unit-scale means).
+    prior_covariance: "diag" (VaDE) or "full" covariances of the mixture prior's components.
   """
 
   encoder: nn.Module
@@ -115,10 +159,13 @@ class VaDE:
   n_components: int
   latent_dim: int
   likelihood: str = "bernoulli"
+  prior_covariance: str = "diag"
 
   def __post_init__(self):
     if self.likelihood not in networks.LIKELIHOODS:
       raise ValueError(f"likelihood must be one of {networks.LIKELIHOODS}, got {self.likelihood!r}")
+    if self.prior_covariance not in PRIOR_COVARIANCES:
+      raise ValueError(f"prior_covariance must be one of {PRIOR_COVARIANCES}, got {self.prior_covariance!r}")
     for name in ("n_components", "latent_dim"):
       value = getattr(self, name)
       if isinstance(value, bool) or not isinstance(value, int) or value < 1:
@@ -131,7 +178,8 @@ class VaDE:
     encoder = self.encoder.init(enc_key, x[:1])
     z = jnp.zeros((1, self.latent_dim), x.dtype)
     decoder = self.decoder.init(dec_key, z)
-    return VaDEParams(encoder, decoder, standard_prior(self.n_components, self.latent_dim, x.dtype))
+    prior = standard_prior(self.n_components, self.latent_dim, x.dtype, self.prior_covariance)
+    return VaDEParams(encoder, decoder, prior)
 
   def encode(self, params: VaDEParams, x: jax.Array) -> tuple[jax.Array, jax.Array]:
     """`x: [n, ...]` -> `(mean [n, l], log_var [n, l])` of q(z | x)."""
@@ -167,13 +215,20 @@ def expected_joint_log_prob(prior: PriorParams, mean: jax.Array, log_var: jax.Ar
     log_var: `[n, l]` log-variances of q(z | x).
   """
   log_w = jax.nn.log_softmax(prior.logits)
-  inv_var = jnp.exp(-prior.log_vars)  # [k, l]
-  # (s^2 + (m - mu)^2) / sigma^2 summed over l, as [n, k] GEMMs.
-  sq = (
-      (jnp.exp(log_var) + mean**2) @ inv_var.T
-      - 2 * mean @ (prior.means * inv_var).T
-      + jnp.sum(prior.means**2 * inv_var, axis=-1)[None, :]
-  )
+  if prior.precision_offdiag is None:
+    inv_var = jnp.exp(-prior.log_vars)  # [k, l]
+    # (s^2 + (m - mu)^2) / sigma^2 summed over l, as [n, k] GEMMs.
+    sq = (
+        (jnp.exp(log_var) + mean**2) @ inv_var.T
+        - 2 * mean @ (prior.means * inv_var).T
+        + jnp.sum(prior.means**2 * inv_var, axis=-1)[None, :]
+    )
+  else:
+    # |(m - mu_c) U_c|^2 + tr(U_c U_c^T diag(s^2)); the difference is whitened, not expanded.
+    u = precision_cholesky(prior)  # [k, l, l]
+    white = jnp.einsum("nkl,klm->nkm", mean[:, None, :] - prior.means[None], u)
+    sq = jnp.sum(white**2, axis=-1) + jnp.exp(log_var) @ jnp.sum(u**2, axis=-1).T
+  # log det Sigma_c = sum of log_vars for both covariance types.
   const = -0.5 * (mean.shape[-1] * _LOG_2PI + jnp.sum(prior.log_vars, axis=-1))
   return log_w[None, :] + const[None, :] - 0.5 * jnp.maximum(sq, 0)
 
@@ -316,18 +371,22 @@ def init_prior(
     n_init: int = 5,
     max_iter: int = 200,
     reg_covar: float = 1e-4,
+    covariance_type: str = "diag",
 ) -> PriorParams:
-  """Mixture prior fitted by `gmmjax.fit` (diagonal) on encoder means `[n, l]`.
+  """Mixture prior fitted by `gmmjax.fit` on encoder means `[n, l]` ("diag" or "full" covariances).
 
   This is the step between autoencoder pretraining and joint training; it gives
   the prior the clusters the autoencoder already found, which is what keeps the
-  joint phase from collapsing to one cluster.
+  joint phase from collapsing to one cluster. Of the `n_init` restarts the one
+  with the highest likelihood is kept.
   """
+  if covariance_type not in PRIOR_COVARIANCES:
+    raise ValueError(f"covariance_type must be one of {PRIOR_COVARIANCES}, got {covariance_type!r}")
   result = gmmjax.fit(
-      key, latents, n_components, covariance_type="diag", max_iter=max_iter,
+      key, latents, n_components, covariance_type=covariance_type, max_iter=max_iter,
       n_init=n_init, reg_covar=reg_covar,
   )
-  return prior_from_gmm(result.params)
+  return prior_from_gmm(result.params, covariance_type)
 
 
 def with_posterior_log_var(params: VaDEParams, log_var: ArrayLike) -> VaDEParams:
@@ -371,11 +430,21 @@ def sample(
   Returns:
     `(images [n, 28, 28, 1], components [n])`.
   """
-  gmm = prior_to_gmm(params.prior)
-  if component is None:
-    z, c = gmmjax.sample(key, gmm, n)
-  else:
-    c = jnp.broadcast_to(jnp.asarray(component, jnp.int32), (n,))
-    eps = jax.random.normal(key, (n, model.latent_dim), gmm.means.dtype)
-    z = params.prior.means[c] + jnp.exp(0.5 * params.prior.log_vars[c]) * eps
+  z, c = sample_latents(key, params.prior, n, component)
   return networks.mean_image(model.likelihood, model.decode(params, z)), c
+
+
+def sample_latents(
+    key, prior: PriorParams, n: int, component: ArrayLike | None = None
+) -> tuple[jax.Array, jax.Array]:
+  """`(z [n, l], components [n])` from the prior, or from fixed `component` (`[]` or `[n]`)."""
+  if component is None:
+    return gmmjax.sample(key, prior_to_gmm(prior), n)
+  c = jnp.broadcast_to(jnp.asarray(component, jnp.int32), (n,))
+  eps = jax.random.normal(key, (n, prior.means.shape[-1]), prior.means.dtype)
+  if prior.precision_offdiag is None:
+    return prior.means[c] + jnp.exp(0.5 * prior.log_vars[c]) * eps, c
+  u = precision_cholesky(prior)[c]
+  # z - mu = U^-T eps has covariance U^-T U^-1 = (U U^T)^-1.
+  solve = jax.vmap(lambda a, b: jax.scipy.linalg.solve_triangular(a, b, trans="T", lower=False))
+  return prior.means[c] + solve(u, eps), c

@@ -14,14 +14,17 @@ from experiments.vade import main as vade_main
 
 @pytest.mark.slow
 # GMVAE's run also takes the denoising-pretraining path.
-@pytest.mark.parametrize("model, input_dropout", [("vade", 0.0), ("gmvae", 0.2)])
-def test_tiny_run_writes_outputs_resumes_and_generates(tmp_path, model, input_dropout):
+@pytest.mark.parametrize("model, prior_covariance, input_dropout",
+                         [("vade", "diag", 0.0), ("vade", "full", 0.0), ("gmvae", "diag", 0.2)])
+def test_tiny_run_writes_outputs_resumes_and_generates(tmp_path, model, prior_covariance, input_dropout):
   assert set(vade_main.MODELS) == {"vade", "gmvae"}
-  config = vade_main.load_config("tiny", [f"model={model}", f"pretrain_input_dropout={input_dropout}"])
+  config = vade_main.load_config("tiny", [f"model={model}", f"prior_covariance={prior_covariance!r}",
+                                          f"pretrain_input_dropout={input_dropout}"])
   results = vade_main.train_and_evaluate(config, tmp_path)
 
   saved = json.loads((tmp_path / "results.json").read_text())
   assert saved["config"]["model"] == model
+  assert saved["config"]["prior_covariance"] == prior_covariance
   assert saved["config"]["pretrain_input_dropout"] == input_dropout
   assert saved["seeds"] == [0, 1]
   assert saved["nan_free_seeds"] == 2
@@ -59,6 +62,10 @@ def test_config_overrides_are_parsed_and_checked():
     vade_main.load_config("tiny", ["epochz=7"])
   with pytest.raises(ValueError, match="model"):
     vade_main.build_model(vade_main.load_config("tiny", ["model=vae"]))
+  with pytest.raises(ValueError, match="prior_covariance"):
+    vade_main.build_model(vade_main.load_config("tiny", ["model=gmvae", "prior_covariance='full'"]))
+  with pytest.raises(ValueError, match="prior_covariance"):
+    vade_main.build_model(vade_main.load_config("tiny", ["prior_covariance='tied'"]))
 
 
 def test_gmvae_config_differs_from_default_only_in_the_model():

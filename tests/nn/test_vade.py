@@ -20,16 +20,18 @@ def _tiny_model(k=3, latent_dim=2):
   return vade.VaDE(gnn.MLPEncoder(latent_dim, (16,)), gnn.MLPDecoder((16,)), k, latent_dim)
 
 
-def _tiny(key, k=3, latent_dim=2, n=4, dtype=jnp.float64, spread=1.5):
+def _tiny(key, k=3, latent_dim=2, n=4, dtype=jnp.float64, spread=1.5, covariance="diag"):
   """A small random model and data where log p(x) is within reach of importance sampling."""
   model = _tiny_model(k, latent_dim)
-  kx, kp, km, kv, kw = jax.random.split(key, 5)
+  kx, kp, km, kv, kw, ko = jax.random.split(key, 6)
   x = (jax.random.uniform(kx, (n, 28, 28, 1)) > 0.5).astype(dtype)
   params = model.init(kp, x)
+  offdiag = 0.6 * jax.random.normal(ko, (k, latent_dim, latent_dim), dtype) if covariance == "full" else None
   prior = vade.PriorParams(
       logits=jax.random.normal(kw, (k,), dtype),
       means=spread * jax.random.normal(km, (k, latent_dim), dtype),
       log_vars=0.3 * jax.random.normal(kv, (k, latent_dim), dtype),
+      precision_offdiag=offdiag,
   )
   return model, params._replace(prior=prior), x
 
@@ -50,8 +52,9 @@ def _factorised_elbo_mc(key, model, params, x, n_samples):
   return inner - log_q  # [s, n]: the negative KL part
 
 
-def test_closed_form_kl_matches_monte_carlo_in_expectation(key):
-  model, params, x = _tiny(key)
+@pytest.mark.parametrize("covariance", vade.PRIOR_COVARIANCES)
+def test_closed_form_kl_matches_monte_carlo_in_expectation(key, covariance):
+  model, params, x = _tiny(key, covariance=covariance)
   terms = vade.elbo(jax.random.key(1), model, params, x, method="closed_form")
   samples = _factorised_elbo_mc(jax.random.key(2), model, params, x, 200_000)
   mc, se = jnp.mean(samples, 0), jnp.std(samples, 0) / math.sqrt(samples.shape[0])
@@ -77,8 +80,9 @@ def test_estimators_agree_with_one_component(key):
   assert bool(jnp.all(a.kl > 0.5))  # not trivially zero
 
 
-def test_bounds_below_importance_sampled_log_likelihood(key):
-  model, params, x = _tiny(key, n=3)
+@pytest.mark.parametrize("covariance", vade.PRIOR_COVARIANCES)
+def test_bounds_below_importance_sampled_log_likelihood(key, covariance):
+  model, params, x = _tiny(key, n=3, covariance=covariance)
   # The same key gives both bounds the same z, so their difference is only the KL estimate.
   closed = vade.elbo(jax.random.key(6), model, params, x, method="closed_form", n_samples=2000).elbo
   mc = vade.elbo(jax.random.key(6), model, params, x, method="monte_carlo", n_samples=2000).elbo
@@ -108,8 +112,9 @@ def test_kl_part_non_negative_and_resp_normalised(mean, log_var, mu, lv, logits)
   np.testing.assert_allclose(jax.nn.logsumexp(log_resp, axis=-1), 0.0, atol=1e-9)
 
 
-def test_gamma_tends_to_gmm_posterior_at_the_mean(key):
-  _, params, _ = _tiny(key)
+@pytest.mark.parametrize("covariance", vade.PRIOR_COVARIANCES)
+def test_gamma_tends_to_gmm_posterior_at_the_mean(key, covariance):
+  _, params, _ = _tiny(key, covariance=covariance)
   mean = jax.random.normal(jax.random.key(11), (7, 2), jnp.float64)
   log_var = jnp.full((7, 2), -30.0)
   gamma = jnp.exp(vade.cluster_log_probs(params.prior, mean, log_var))
@@ -128,6 +133,93 @@ def test_prior_roundtrip_and_diagonal_of_full(key):
       jnp.array([[[2.0, 0.5], [0.5, 1.0]], [[1.0, 0.0], [0.0, 3.0]]]), "full")
   np.testing.assert_allclose(
       jnp.exp(vade.prior_from_gmm(full).log_vars), [[2.0, 1.0], [1.0, 3.0]], rtol=1e-10)
+
+
+def test_full_prior_expected_log_density_against_scipy(key):
+  # E_{N(m, diag s^2)}[log N(z | mu, Sigma)] = log N(m | mu, Sigma) - tr(Sigma^-1 diag s^2) / 2.
+  from scipy import stats
+
+  _, params, _ = _tiny(key, k=3, latent_dim=4, covariance="full")
+  mean = jax.random.normal(jax.random.key(1), (5, 4), jnp.float64)
+  log_var = 0.5 * jax.random.normal(jax.random.key(2), (5, 4), jnp.float64)
+  gmm = vade.prior_to_gmm(params.prior)
+  got = vade.expected_joint_log_prob(params.prior, mean, log_var)
+  for c in range(3):
+    cov = np.asarray(gmm.covariances[c])
+    want = (np.log(gmm.weights[c]) + stats.multivariate_normal(gmm.means[c], cov).logpdf(np.asarray(mean))
+            - 0.5 * np.exp(np.asarray(log_var)) @ np.diag(np.linalg.inv(cov)))
+    np.testing.assert_allclose(got[:, c], want, rtol=1e-10)
+
+
+def test_full_prior_with_zero_correlations_equals_diagonal(key):
+  _, params, _ = _tiny(key)
+  diag = params.prior
+  full = diag._replace(precision_offdiag=jnp.tril(jnp.ones((3, 2, 2))))  # lower triangle is ignored
+  mean = jax.random.normal(jax.random.key(1), (6, 2), jnp.float64)
+  log_var = jax.random.normal(jax.random.key(2), (6, 2), jnp.float64)
+  np.testing.assert_allclose(vade.expected_joint_log_prob(full, mean, log_var),
+                             vade.expected_joint_log_prob(diag, mean, log_var), rtol=1e-12)
+  np.testing.assert_allclose(vade.prior_to_gmm(full).covariances,
+                             jax.vmap(jnp.diag)(vade.prior_to_gmm(diag).covariances), rtol=1e-12)
+
+
+def test_full_prior_roundtrip_and_from_other_types(key):
+  cov = jnp.array([[[2.0, 0.5], [0.5, 1.0]], [[1.0, -0.3], [-0.3, 3.0]]])
+  gmm = gmmjax.GMMParams.from_covariances(jnp.array([0.3, 0.7]), jnp.ones((2, 2)), cov, "full")
+  prior = vade.prior_from_gmm(gmm, "full")
+  np.testing.assert_allclose(vade.prior_to_gmm(prior).covariances, cov, rtol=1e-10)
+  np.testing.assert_allclose(jax.nn.softmax(prior.logits), [0.3, 0.7], rtol=1e-12)
+  diag = gmmjax.GMMParams.from_covariances(jnp.array([0.5, 0.5]), jnp.zeros((2, 2)),
+                                           jnp.array([[2.0, 1.0], [1.0, 3.0]]), "diag")
+  np.testing.assert_allclose(vade.prior_to_gmm(vade.prior_from_gmm(diag, "full")).covariances,
+                             jax.vmap(jnp.diag)(diag.covariances), rtol=1e-10, atol=1e-15)
+  with pytest.raises(ValueError, match="covariance_type"):
+    vade.prior_from_gmm(gmm, "tied")
+
+
+def test_init_prior_full_keeps_correlations(key):
+  cov = jnp.array([[1.0, 0.9], [0.9, 1.0]])
+  centers = jnp.array([[-6.0, 0.0], [6.0, 0.0]])
+  labels = jnp.repeat(jnp.arange(2), 2000)
+  latents = centers[labels] + jax.random.normal(key, (4000, 2)) @ jnp.linalg.cholesky(cov).T
+  prior = vade.init_prior(jax.random.key(1), latents, 2, covariance_type="full")
+  np.testing.assert_allclose(vade.prior_to_gmm(prior).covariances, jnp.stack([cov, cov]), atol=0.08)
+  assert vade.prior_covariance_type(vade.init_prior(jax.random.key(1), latents, 2)) == "diag"
+
+
+def test_full_prior_samples_have_the_component_covariance(key):
+  _, params, _ = _tiny(key, covariance="full")
+  z, c = vade.sample_latents(jax.random.key(5), params.prior, 200_000, component=1)
+  assert bool(jnp.all(c == 1))
+  gmm = vade.prior_to_gmm(params.prior)
+  sd = jnp.sqrt(jnp.diagonal(gmm.covariances[1]))
+  np.testing.assert_array_less(jnp.abs(jnp.mean(z, 0) - gmm.means[1]), 5 * sd / math.sqrt(z.shape[0]))
+  np.testing.assert_allclose(jnp.cov(z.T), gmm.covariances[1], rtol=0.03, atol=0.01)
+
+
+def test_full_prior_trains_in_float32_and_gmvae_refuses_it(key):
+  import optax
+
+  model = vade.VaDE(gnn.MLPEncoder(2, (16,)), gnn.MLPDecoder((16,)), 3, 2, prior_covariance="full")
+  x = (jax.random.uniform(key, (16, 28, 28, 1)) > 0.7).astype(jnp.float32)
+  params = model.init(jax.random.key(1), x)
+  assert params.prior.precision_offdiag.shape == (3, 2, 2)
+  opt = optax.adam(1e-2)
+  state = opt.init(params)
+  for i in range(10):
+    value, g = jax.value_and_grad(lambda p: vade.loss(jax.random.key(i), model, p, x))(params)
+    assert all(bool(jnp.all(jnp.isfinite(leaf))) for leaf in jax.tree.leaves(g))
+    upd, state = opt.update(g, state)
+    params = optax.apply_updates(params, upd)
+  assert bool(jnp.isfinite(value))
+  with pytest.raises(ValueError, match="prior_covariance"):
+    vade.VaDE(gnn.MLPEncoder(2), gnn.MLPDecoder(), 3, 2, prior_covariance="tied")
+  from gmmjax.nn import gmvae
+
+  gm = gmvae.GMVAE(gnn.MLPEncoder(2, (16,)), gnn.MLPDecoder((16,)), 3, 2)
+  gparams = gm.init(jax.random.key(2), x)
+  with pytest.raises(ValueError, match="diagonal"):
+    gmvae.loss(key, gm, gparams._replace(prior=params.prior), x)
 
 
 @pytest.mark.parametrize("method", vade.ELBO_METHODS)

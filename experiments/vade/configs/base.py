@@ -24,6 +24,7 @@ class Config:
   elbo_method: str = "closed_form"  # or "monte_carlo".
   head_hidden: int = 128  # GMVAE only: hidden width of the q(c | x), q(z | x, c) head.
   uniform_weights: bool = False  # GMVAE only: p(c) = 1 / k instead of learned.
+  prior_covariance: str = "diag"  # VaDE only: "diag" or "full" covariances of the prior's components.
 
   # Training.
   seeds: tuple[int, ...] = (0,)  # Trained together; metrics are reported per seed and as mean +- std.
