@@ -65,6 +65,11 @@ class PriorParams(NamedTuple):
 PRIOR_COVARIANCES = ("diag", "full")
 
 
+def _check_prior_covariance(name: str, value: str) -> None:
+  if value not in PRIOR_COVARIANCES:
+    raise ValueError(f"{name} must be one of {PRIOR_COVARIANCES}, got {value!r}")
+
+
 def prior_covariance_type(prior: PriorParams) -> str:
   """"diag" or "full" (static: it depends on the pytree's structure only)."""
   return "diag" if prior.precision_offdiag is None else "full"
@@ -101,8 +106,7 @@ def prior_from_gmm(gmm: gmmjax.GMMParams, covariance_type: str = "diag") -> Prio
 
   `covariance_type="diag"` keeps the diagonal of each covariance; "full" keeps them whole.
   """
-  if covariance_type not in PRIOR_COVARIANCES:
-    raise ValueError(f"covariance_type must be one of {PRIOR_COVARIANCES}, got {covariance_type!r}")
+  _check_prior_covariance("covariance_type", covariance_type)
   k, l = gmm.means.shape
   tiny = jnp.finfo(gmm.means.dtype).tiny
   logits = jnp.log(jnp.maximum(gmm.weights, tiny))
@@ -130,8 +134,7 @@ def standard_prior(
     n_components: int, latent_dim: int, dtype=jnp.float32, covariance_type: str = "diag"
 ) -> PriorParams:
   """Equal weights, zero means, unit variances: a placeholder before `init_prior`."""
-  if covariance_type not in PRIOR_COVARIANCES:
-    raise ValueError(f"covariance_type must be one of {PRIOR_COVARIANCES}, got {covariance_type!r}")
+  _check_prior_covariance("covariance_type", covariance_type)
   offdiag = jnp.zeros((n_components, latent_dim, latent_dim), dtype) if covariance_type == "full" else None
   return PriorParams(
       logits=jnp.zeros((n_components,), dtype),
@@ -164,8 +167,7 @@ class VaDE:
   def __post_init__(self):
     if self.likelihood not in networks.LIKELIHOODS:
       raise ValueError(f"likelihood must be one of {networks.LIKELIHOODS}, got {self.likelihood!r}")
-    if self.prior_covariance not in PRIOR_COVARIANCES:
-      raise ValueError(f"prior_covariance must be one of {PRIOR_COVARIANCES}, got {self.prior_covariance!r}")
+    _check_prior_covariance("prior_covariance", self.prior_covariance)
     for name in ("n_components", "latent_dim"):
       value = getattr(self, name)
       if isinstance(value, bool) or not isinstance(value, int) or value < 1:
@@ -380,8 +382,7 @@ def init_prior(
   joint phase from collapsing to one cluster. Of the `n_init` restarts the one
   with the highest likelihood is kept.
   """
-  if covariance_type not in PRIOR_COVARIANCES:
-    raise ValueError(f"covariance_type must be one of {PRIOR_COVARIANCES}, got {covariance_type!r}")
+  _check_prior_covariance("covariance_type", covariance_type)
   result = gmmjax.fit(
       key, latents, n_components, covariance_type=covariance_type, max_iter=max_iter,
       n_init=n_init, reg_covar=reg_covar,
