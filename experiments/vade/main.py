@@ -172,9 +172,10 @@ def _clustering_scores(labels: np.ndarray, predictions: np.ndarray) -> list[dict
   ]
 
 
-def _summary(scores: list[dict]) -> dict:
+def summarize_scores(scores: list[dict], names=("acc", "nmi", "ari")) -> dict:
+  """Mean and (population) std over seeds of each score in `names`."""
   out = {}
-  for name in ("acc", "nmi", "ari"):
+  for name in names:
     values = np.array([s[name] for s in scores])
     out[name] = {"mean": float(np.mean(values)), "std": float(np.std(values))}
   return out
@@ -194,10 +195,16 @@ def _stack_init(model, images: jax.Array, seeds):
 def train_and_evaluate(config: Config, workdir: str | pathlib.Path) -> dict:
   """Trains every seed of `config` and writes metrics, checkpoints and plots to `workdir`.
 
+  Every float32 matrix product and convolution runs at `config.matmul_precision`.
+
   Returns:
     The results written to `workdir/results.json`.
   """
-  workdir = pathlib.Path(workdir)
+  with jax.default_matmul_precision(config.matmul_precision):  # ValueError for an unknown name.
+    return _train_and_evaluate(config, pathlib.Path(workdir))
+
+
+def _train_and_evaluate(config: Config, workdir: pathlib.Path) -> dict:
   workdir.mkdir(parents=True, exist_ok=True)
   config_dict = dataclasses.asdict(config)
   timings = {}
@@ -288,10 +295,10 @@ def train_and_evaluate(config: Config, workdir: str | pathlib.Path) -> dict:
       "per_seed": [{"seed": s, **sc, "finite": bool(f), "elbo": float(e),
                     "init_acc": ini["acc"], "init_nmi": ini["nmi"]}
                    for s, sc, f, e, ini in zip(seeds, scores, finite, np.asarray(elbos), init_scores)],
-      "first5": _summary(head),
-      "all": _summary(scores),
-      "after_gmm_init": _summary(init_scores),
-      "after_gmm_init_first5": _summary(init_scores[: min(5, n_seeds)]),
+      "first5": summarize_scores(head),
+      "all": summarize_scores(scores),
+      "after_gmm_init": summarize_scores(init_scores),
+      "after_gmm_init_first5": summarize_scores(init_scores[: min(5, n_seeds)]),
       "nan_free_seeds": int(np.sum(finite & np.isfinite(np.asarray(elbos)))),
       "timings": timings,
       "config": config_dict,

@@ -4,6 +4,7 @@ generate."""
 import dataclasses
 import json
 
+import jax
 import numpy as np
 import pytest
 
@@ -66,6 +67,20 @@ def test_config_overrides_are_parsed_and_checked():
     vade_main.build_model(vade_main.load_config("tiny", ["model=gmvae", "prior_covariance='full'"]))
   with pytest.raises(ValueError, match="prior_covariance"):
     vade_main.build_model(vade_main.load_config("tiny", ["prior_covariance='tied'"]))
+
+
+def test_run_uses_the_configured_matmul_precision(tmp_path, monkeypatch):
+  seen = []
+  monkeypatch.setattr(vade_main, "_train_and_evaluate",
+                      lambda config, workdir: seen.append(jax.config.jax_default_matmul_precision))
+  for precision in ("float32", "tensorfloat32"):
+    vade_main.train_and_evaluate(vade_main.load_config("tiny", [f"matmul_precision='{precision}'"]), tmp_path)
+  assert seen == ["float32", "tensorfloat32"]
+  assert vade_main.load_config("fashion_mnist").matmul_precision == "float32"
+  monkeypatch.undo()
+  with pytest.raises(ValueError, match="tensorfloat32"):
+    vade_main.train_and_evaluate(vade_main.load_config("tiny", ["matmul_precision='tf32'"]), tmp_path / "w")
+  assert not (tmp_path / "w").exists()
 
 
 def test_gmvae_config_differs_from_default_only_in_the_model():

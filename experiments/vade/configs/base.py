@@ -40,6 +40,9 @@ class Config:
   gmm_n_init: int = 5
   gmm_max_iter: int = 200
   gmm_reg_covar: float = 1e-4
+  # `jax.default_matmul_precision` for the whole run. "float32" computes on every device what the CPU
+  # computes; JAX's "default" lets recent GPUs round float32 matmul inputs to TF32 (10-bit mantissa).
+  matmul_precision: str = "float32"
 
   # Outputs.
   checkpoint_every: int = 10  # Epochs.
