@@ -1,10 +1,10 @@
 """The full protocol: all 70,000 Fashion-MNIST images, 10 seeds trained at once with `vmap`.
 
 ACC/NMI/ARI are reported as mean +- std over seeds 0-4 and over all ten, and every seed is checked
-for NaN. Sized for one GPU (~4 min); on 2 CPU cores one seed per run takes ~14 min (pool the runs with
-`experiments.vade.summarize`). The prior has full covariances, initialised from the best of 20 GMM
-restarts: 5 seeds on the CPU gave ACC 0.677 +- 0.030 against 0.634 +- 0.023 with the diagonal prior and 5 restarts
-(experiments/vade/README.md). GMVAE needs `prior_covariance="diag"`.
+for NaN. Sized for one GPU (a few minutes); on 2 CPU cores one seed per run takes ~14 min (pool the
+runs with `experiments.vade.summarize`). The prior has full covariances, initialised from the best of
+20 GMM restarts: 5 seeds on the CPU gave ACC 0.677 +- 0.030 against 0.634 +- 0.023 with the diagonal
+prior and 5 restarts (experiments/vade/README.md). GMVAE needs `prior_covariance="diag"`.
 Local IDX files are read from `GMMJAX_FASHION_MNIST_DIR` when TFDS is absent.
 """
 
