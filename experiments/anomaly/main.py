@@ -209,10 +209,7 @@ def _summary(auc: np.ndarray, classes, seeds) -> dict:
 
 
 def _plot(results: dict, classes, path: pathlib.Path) -> None:
-  import matplotlib
-
-  matplotlib.use("Agg")
-  import matplotlib.pyplot as plt
+  plt = gtrain.plots.pyplot()
 
   names = [gdata.FASHION_MNIST_CLASSES[c] for c in classes]
   x = np.arange(len(classes))

@@ -38,10 +38,7 @@ from .configs import Config, get_config
 
 
 def _grid(images: np.ndarray, path: pathlib.Path, title: str) -> None:
-  import matplotlib
-
-  matplotlib.use("Agg")
-  import matplotlib.pyplot as plt
+  plt = gtrain.plots.pyplot()
 
   n = int(np.sqrt(len(images)))
   tiles = images[: n * n, :, :, 0].reshape(n, n, 28, 28).transpose(0, 2, 1, 3).reshape(n * 28, n * 28)

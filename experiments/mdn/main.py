@@ -74,10 +74,7 @@ class MDNNet(nn.Module):
 
 
 def _plot(f_test, t_test, samples, path: pathlib.Path) -> None:
-  import matplotlib
-
-  matplotlib.use("Agg")
-  import matplotlib.pyplot as plt
+  plt = gtrain.plots.pyplot()
 
   fig, ax = plt.subplots(figsize=(5, 4))
   ax.scatter(f_test[:, 0], t_test[:, 0], s=2, alpha=0.4, label="data")

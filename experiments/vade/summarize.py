@@ -64,7 +64,7 @@ def pool(results: list[dict], ignore: tuple[str, ...] = ()) -> dict:
 
 def plot_per_seed(pooled: dict[str, dict], path: pathlib.Path) -> pathlib.Path:
   """One panel per score (ACC, NMI, ARI): each group's per-seed values and their mean, with the targets."""
-  plt = gtrain.plots._pyplot()
+  plt = gtrain.plots.pyplot()
   fig, axes = plt.subplots(1, 3, figsize=(12, 3.4))
   offsets = np.linspace(-0.15, 0.15, len(pooled)) if len(pooled) > 1 else [0.0]
   all_seeds = sorted({s for p in pooled.values() for s in p["seeds"]})

@@ -7,9 +7,10 @@ from collections.abc import Sequence
 import numpy as np
 
 
-def _pyplot():
+def pyplot():
+  """matplotlib.pyplot on the file-only Agg backend (no display needed)."""
   import matplotlib
-  matplotlib.use("Agg")  # Files only; no display needed.
+  matplotlib.use("Agg")
   import matplotlib.pyplot as plt
   return plt
 
@@ -33,7 +34,7 @@ def plot_learning_curves(records: Sequence[dict], path: os.PathLike, *, keys: Se
   if keys is None:
     keys = sorted({k for r in records for k, v in r.items()
                    if k not in ("step", "split") and isinstance(v, (int, float))})
-  plt = _pyplot()
+  plt = pyplot()
   fig, axes = plt.subplots(1, len(keys), figsize=(4 * len(keys), 3.2), squeeze=False)
   for ax, name in zip(axes[0], keys):
     for split in sorted({r.get("split", "train") for r in records}, key=lambda s: (s != "train", s)):
@@ -82,7 +83,7 @@ def plot_image_grid(images: np.ndarray, path: os.PathLike, *, ncols: int | None 
                     vmax: float | None = None) -> pathlib.Path:
   """Writes images [n, h, w(, c)] as one tiled PNG (grey colormap for one channel)."""
   grid = image_grid(images, ncols=ncols)
-  plt = _pyplot()
+  plt = pyplot()
   fig, ax = plt.subplots(figsize=(max(2.0, grid.shape[1] / 40), max(2.0, grid.shape[0] / 40)))
   ax.imshow(grid, cmap="gray" if grid.ndim == 2 else None, vmin=vmin, vmax=vmax, interpolation="nearest")
   ax.axis("off")
