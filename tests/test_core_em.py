@@ -55,13 +55,16 @@ def test_one_em_step_matches_sklearn(covariance_type):
   np.testing.assert_allclose(mean_ll, sk.lower_bound_, rtol=1e-12)
 
 
-@pytest.mark.parametrize("k, d", [(4, 8), (2, 9), (1, 1)])
-def test_one_full_em_step_matches_sklearn_for_both_scatter_paths(k, d):
-  # d <= 2k forms scatter matrices from the distinct products x_i x_j, d > 2k
-  # from resp * x; both must be the same M-step.
+@pytest.mark.parametrize("k, d, start_spread", [(4, 8, 3.0), (2, 9, 3.0), (1, 1, 3.0), (16, 32, 1.0), (20, 37, 1.0)])
+def test_one_full_em_step_matches_sklearn_for_every_scatter_form(k, d, start_spread):
+  # d > 2k forms scatter matrices from resp * x in one GEMM; d <= 2k from the
+  # distinct products x_i x_j, or on CPU for d >= 32 from the upper block
+  # triangle (d = 37: uneven blocks). All must be the same M-step. (Starts
+  # spread as widely as the small cases' leave components with counts of
+  # ~10 eps, whose covariances scikit-learn takes about its eps-shrunk mean.)
   truth = random_params(3, k, d, "full", spread=3.0)
   x, _ = mixture_data(4, truth, 500)
-  start = random_params(5, k, d, "full", spread=3.0)
+  start = random_params(5, k, d, "full", spread=start_spread)
   with warnings.catch_warnings():
     warnings.simplefilter("ignore", ConvergenceWarning)
     sk = _sklearn_from(start, 1e-4, max_iter=1).fit(x)
@@ -73,6 +76,24 @@ def test_one_full_em_step_matches_sklearn_for_both_scatter_paths(k, d):
   scale = np.abs(sk.covariances_).max()
   np.testing.assert_allclose(params.covariances, sk.covariances_, rtol=1e-6, atol=1e-10 * scale)
   np.testing.assert_allclose(mean_ll, sk.lower_bound_, rtol=1e-12)
+
+
+@pytest.mark.parametrize("d, k", [(1, 1), (9, 2), (9, 5), (32, 16), (37, 20), (64, 32), (64, 4)])
+def test_scatter_forms_equal_the_float64_oracle(d, k):
+  from gmmjax import _stats
+
+  rng = np.random.default_rng(d * 100 + k)
+  xs = rng.standard_normal((70, d)) + 2.0
+  resp = rng.dirichlet(np.ones(k), 70)
+  oracle = np.einsum("ck,ci,cj->kij", resp, xs, xs)
+  forms = {"chosen": lambda x, r: _stats._scatter(x, r), "pairs": _stats._pair_scatter}
+  for n_blocks in sorted({1, 2, min(8, d)}):
+    forms[f"{n_blocks} blocks"] = lambda x, r, b=n_blocks: _stats._block_scatter(x, r, b)
+  for name, form in forms.items():
+    out = jax.jit(form)(jnp.asarray(xs), jnp.asarray(resp))
+    np.testing.assert_allclose(out, oracle, rtol=1e-12, atol=1e-12, err_msg=name)
+    out32 = jax.jit(form)(jnp.asarray(xs, jnp.float32), jnp.asarray(resp, jnp.float32))
+    np.testing.assert_allclose(out32, oracle, rtol=2e-5, atol=2e-5 * np.abs(oracle).max(), err_msg=name)
 
 
 @pytest.mark.parametrize("covariance_type", TYPES)
@@ -178,7 +199,7 @@ def test_float32_fit(covariance_type):
 @pytest.mark.slow  # a fresh interpreter: ~20 s
 def test_fit_with_x64_disabled():
   # The suite runs with x64 enabled; users mostly do not. A fresh process
-  # checks the default-precision paths (both full-covariance scatter paths),
+  # checks the default-precision paths (every full-covariance scatter form),
   # then a float64 fit in scikit-learn's estimator, which turns x64 on for its
   # call only: index constants made before must not clash with 64-bit ones.
   code = """
@@ -190,6 +211,8 @@ for k in (1, 2, 4):
   for cov in gmmjax.COVARIANCE_TYPES:
     r = gmmjax.fit(jax.random.key(0), x.astype(np.float32), k, covariance_type=cov)
     assert r.params.means.dtype == np.float32 and np.isfinite(float(r.log_likelihood)), (k, cov)
+r = gmmjax.fit(jax.random.key(0), np.tile(x, (1, 6)).astype(np.float32), 16)  # d = 36: block triangle
+assert r.params.means.dtype == np.float32 and np.isfinite(float(r.log_likelihood))
 gm = GaussianMixture(n_components=4, random_state=0).fit(x)
 assert gm.means_.dtype == np.float64 and np.isfinite(gm.lower_bound_)
 print("ok")

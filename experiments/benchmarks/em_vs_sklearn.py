@@ -28,16 +28,21 @@ from sklearn.mixture import GaussianMixture
 import gmmjax
 
 
+def best_seconds(fn, repeats: int) -> float:
+  """The shortest of `repeats` timed calls of `fn` (after one untimed call)."""
+  jax.block_until_ready(fn())
+  best = float("inf")
+  for _ in range(repeats):
+    t0 = time.perf_counter()
+    jax.block_until_ready(fn())
+    best = min(best, time.perf_counter() - t0)
+  return best
+
+
 def matmul_gflops(size: int = 4096, repeats: int = 5) -> float:
   a = jnp.asarray(np.random.default_rng(0).standard_normal((size, size)), jnp.float32)
   dot = jax.jit(jnp.dot)
-  dot(a, a).block_until_ready()
-  best = np.inf
-  for _ in range(repeats):
-    t0 = time.perf_counter()
-    dot(a, a).block_until_ready()
-    best = min(best, time.perf_counter() - t0)
-  return 2 * size**3 / best / 1e9
+  return 2 * size**3 / best_seconds(lambda: dot(a, a), repeats) / 1e9
 
 
 def make_data(n, d, k, seed=0):
@@ -48,18 +53,24 @@ def make_data(n, d, k, seed=0):
   return (centers[labels] + rng.standard_normal((n, d)) * scales[labels]).astype(np.float32)
 
 
-def time_gmmjax(x, start, iters):
-  run = lambda: gmmjax.fit(
-      jax.random.key(0), x, start.means.shape[0], covariance_type=start.covariance_type,
-      init_params=start, max_iter=iters, tol=0.0,
-  )
-  jax.block_until_ready(run())  # compile
-  t0 = time.perf_counter()
-  result = jax.block_until_ready(run())
-  return (time.perf_counter() - t0) / int(result.n_iter)
+def time_gmmjax(x, start, iters, repeats):
+  """Per-iteration time from fits of 1 and 1 + iters iterations, as for
+  scikit-learn: the difference cancels the checks, the copy of `x` to the
+  device and the final E-step."""
+  x = jnp.asarray(x)
+
+  def fit_seconds(max_iter):
+    run = lambda: gmmjax.fit(
+        jax.random.key(0), x, start.means.shape[0], covariance_type=start.covariance_type,
+        init_params=start, max_iter=max_iter, tol=0.0,
+    )
+    assert int(run().n_iter) == max_iter  # also compiles
+    return best_seconds(run, repeats)
+
+  return (fit_seconds(1 + iters) - fit_seconds(1)) / iters
 
 
-def time_sklearn(x, start, iters):
+def time_sklearn(x, start, iters, repeats):
   """Per-iteration time from fits of 1 and 1 + iters iterations: the difference
   cancels scikit-learn's set-up and its final E-step."""
   import warnings
@@ -75,9 +86,7 @@ def time_sklearn(x, start, iters):
     )
     with warnings.catch_warnings():
       warnings.simplefilter("ignore", ConvergenceWarning)
-      t0 = time.perf_counter()
-      gm.fit(x)
-      return time.perf_counter() - t0
+      return best_seconds(lambda: gm.fit(x), repeats)
 
   return (fit_seconds(1 + iters) - fit_seconds(1)) / iters
 
@@ -88,6 +97,7 @@ def main():
   parser.add_argument("--types", default="full,diag")
   parser.add_argument("--iters", type=int, default=5, help="gmmjax iterations timed")
   parser.add_argument("--sk-iters", type=int, default=3, help="scikit-learn iterations timed")
+  parser.add_argument("--repeats", type=int, default=3, help="each fit's time is the best of this many")
   parser.add_argument("--json", default=None, help="also write the rows to this file")
   args = parser.parse_args()
 
@@ -104,9 +114,9 @@ def main():
     x = make_data(n, d, k)
     for cov_type in args.types.split(","):
       start = gmmjax.fit(jax.random.key(0), x[: min(n, 20_000)], k, covariance_type=cov_type, max_iter=3).params
-      t_sk = time_sklearn(x, start, args.sk_iters)
-      t_sk64 = time_sklearn(x.astype(np.float64), start, args.sk_iters)
-      t_jx = time_gmmjax(x, start, args.iters)
+      t_sk = time_sklearn(x, start, args.sk_iters, args.repeats)
+      t_sk64 = time_sklearn(x.astype(np.float64), start, args.sk_iters, args.repeats)
+      t_jx = time_gmmjax(x, start, args.iters, args.repeats)
       flops = 4 * n * k * d * d if cov_type == "full" else 6 * n * k * d
       gflops = flops / t_jx / 1e9
       rows.append(dict(n=n, d=d, k=k, type=cov_type, sklearn_s=t_sk, gmmjax_s=t_jx,
