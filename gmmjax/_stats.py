@@ -149,8 +149,6 @@ def chunk_stats(
     covariance_type: static.
     log_likelihood, total_weight: `[]` sums carried into the result.
   """
-  c, d = xs.shape
-  k = resp.shape[1]
   counts = jnp.sum(resp, axis=0)
   mean_s = _safe_div(_linalg.mm(resp.T, xs), counts[:, None])
   if covariance_type == "full":
