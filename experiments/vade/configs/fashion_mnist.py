@@ -1,8 +1,8 @@
 """The full protocol: all 70,000 Fashion-MNIST images, 10 seeds trained at once with `vmap`.
 
 ACC/NMI/ARI are reported as mean +- std over seeds 0-4 and over all ten, and every seed is checked
-for NaN. Sized for one GPU (a few minutes); on 2 CPU cores one seed per run takes ~14 min (pool the
-runs with `experiments.vade.summarize`). The prior has full covariances, initialised from the best of
+for NaN. Sized for one GPU (a few minutes); on 2 CPU cores one seed takes 14-26 min depending on the
+VM (run seeds in separate runs or a few at once and pool them with `experiments.vade.summarize`). The prior has full covariances, initialised from the best of
 20 GMM restarts, and the autoencoder is pretrained denoising (pixels zeroed with probability 0.2):
 5 seeds on the CPU gave ACC 0.697 +- 0.011 / NMI 0.687 +- 0.005, against 0.677 +- 0.030 / 0.683 +- 0.010
 with plain pretraining and 0.634 +- 0.023 / 0.665 +- 0.015 with the diagonal prior and 5 restarts
