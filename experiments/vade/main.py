@@ -233,7 +233,8 @@ def _train_and_evaluate(config: Config, workdir: pathlib.Path) -> dict:
       config.n_components, config.latent_dim, p.means.dtype))(params.prior))
   state = SeedState(params, jax.vmap(pre_tx.init)(params), seed_keys)
   pre_epoch = make_epoch(
-      lambda p, x, k: mod.pretrain_loss(model, p, x, key=k, input_dropout=config.pretrain_input_dropout),
+      lambda p, x, k: mod.pretrain_loss(model, p, x, key=k, input_dropout=config.pretrain_input_dropout,
+                                        max_shift=config.pretrain_max_shift),
       pre_tx, images, config.batch_size)
 
   def run_phase(epoch_fn, state, num_steps, name):

@@ -311,6 +311,21 @@ def loss(key, model: VaDE, params: VaDEParams, x: jax.Array, *, method: str = "c
   return -jnp.mean(elbo(key, model, params, x, method=method).elbo)
 
 
+def shift_images(key, x: jax.Array, max_shift: int) -> jax.Array:
+  """Translates each image of `x: [n, h, w, c]` by its own uniform `(dy, dx)` in `[-max_shift, max_shift]`.
+
+  Pixels shifted in are zero (the background of MNIST-like images).
+  """
+  s = max_shift
+  if s == 0:
+    return x
+  n, h, w, _ = x.shape
+  padded = jnp.pad(x, ((0, 0), (s, s), (s, s), (0, 0)))
+  offsets = jax.random.randint(key, (n, 2), 0, 2 * s + 1)
+  crop = lambda image, o: jax.lax.dynamic_slice(image, (o[0], o[1], 0), (h, w, image.shape[-1]))
+  return jax.vmap(crop)(padded, offsets)
+
+
 def pretrain_loss(
     model: VaDE,
     params: VaDEParams,
@@ -318,21 +333,28 @@ def pretrain_loss(
     *,
     key=None,
     input_dropout: float = 0.0,
+    max_shift: int = 0,
 ) -> jax.Array:
   """`[]` deterministic autoencoder loss: -log p(x | z = mean(x)), mean over examples.
 
-  With `input_dropout > 0` it is a denoising autoencoder's: the encoder sees `x` with each pixel set to
-  zero with that probability (no rescaling; `key` draws the mask) and the decoder must give back the
-  clean `x`. On all 70k Fashion-MNIST images it lifts VaDE's ACC by 2 points and cuts its seed spread
-  by a factor of 2.6 (experiments/vade/README.md).
+  With `input_dropout > 0` or `max_shift > 0` it is a denoising autoencoder's: the encoder sees `x`
+  translated by up to `max_shift` pixels each way (`shift_images`), then with each pixel set to zero
+  with probability `input_dropout` (no rescaling), and the decoder must give back the clean, centred
+  `x`; `key` draws the corruption. Dropout 0.2 lifts VaDE's ACC on all 70k Fashion-MNIST images by 2
+  points and cuts its seed spread by a factor of 2.6 (experiments/vade/README.md).
   """
   if not 0.0 <= input_dropout < 1.0:
     raise ValueError(f"input_dropout must be in [0, 1), got {input_dropout}")
+  if isinstance(max_shift, bool) or not isinstance(max_shift, int) or not 0 <= max_shift < min(x.shape[1:3]):
+    raise ValueError(f"max_shift must be an integer in [0, {min(x.shape[1:3])}), got {max_shift!r}")
   x_in = x
-  if input_dropout > 0.0:
+  if input_dropout > 0.0 or max_shift > 0:
     if key is None:
-      raise ValueError("input_dropout > 0 needs a PRNG key")
-    x_in = jnp.where(jax.random.bernoulli(key, 1.0 - input_dropout, x.shape), x, 0.0)
+      raise ValueError("input_dropout > 0 or max_shift > 0 needs a PRNG key")
+    # The mask keeps drawing from `key` itself, so dropout-only runs are unchanged by shifts' arrival.
+    x_in = shift_images(jax.random.fold_in(key, 1), x, max_shift)
+    if input_dropout > 0.0:
+      x_in = jnp.where(jax.random.bernoulli(key, 1.0 - input_dropout, x.shape), x_in, 0.0)
   mean, _ = model.encode(params, x_in)
   return -jnp.mean(networks.log_likelihood(model.likelihood, model.decode(params, mean), x))
 

@@ -14,19 +14,22 @@ from experiments.vade import main as vade_main
 
 
 @pytest.mark.slow
-# GMVAE's run also takes the denoising-pretraining path.
-@pytest.mark.parametrize("model, prior_covariance, input_dropout",
-                         [("vade", "diag", 0.0), ("vade", "full", 0.0), ("gmvae", "diag", 0.2)])
-def test_tiny_run_writes_outputs_resumes_and_generates(tmp_path, model, prior_covariance, input_dropout):
+# GMVAE's run also takes the denoising-pretraining path (dropout and shifts).
+@pytest.mark.parametrize("model, prior_covariance, input_dropout, max_shift",
+                         [("vade", "diag", 0.0, 0), ("vade", "full", 0.0, 0), ("gmvae", "diag", 0.2, 1)])
+def test_tiny_run_writes_outputs_resumes_and_generates(tmp_path, model, prior_covariance, input_dropout,
+                                                       max_shift):
   assert set(vade_main.MODELS) == {"vade", "gmvae"}
   config = vade_main.load_config("tiny", [f"model={model}", f"prior_covariance={prior_covariance!r}",
-                                          f"pretrain_input_dropout={input_dropout}"])
+                                          f"pretrain_input_dropout={input_dropout}",
+                                          f"pretrain_max_shift={max_shift}"])
   results = vade_main.train_and_evaluate(config, tmp_path)
 
   saved = json.loads((tmp_path / "results.json").read_text())
   assert saved["config"]["model"] == model
   assert saved["config"]["prior_covariance"] == prior_covariance
   assert saved["config"]["pretrain_input_dropout"] == input_dropout
+  assert saved["config"]["pretrain_max_shift"] == max_shift
   assert saved["seeds"] == [0, 1]
   assert saved["nan_free_seeds"] == 2
   for seed in saved["per_seed"]:

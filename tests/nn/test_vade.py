@@ -9,7 +9,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 
 import gmmjax
 from gmmjax import nn as gnn
@@ -339,3 +339,54 @@ def test_denoising_pretrain_loss_rejects_bad_settings(key, rate, with_key):
   model, params, x = _tiny(key, dtype=jnp.float32)
   with pytest.raises(ValueError, match="input_dropout"):
     vade.pretrain_loss(model, params, x, key=key if with_key else None, input_dropout=rate)
+
+
+def _shifted_with_zeros(image: np.ndarray, dy: int, dx: int) -> np.ndarray:
+  h, w = image.shape[:2]
+  out = np.zeros_like(image)
+  out[max(0, dy):h + min(0, dy), max(0, dx):w + min(0, dx)] = image[max(0, -dy):h - max(0, dy),
+                                                                    max(0, -dx):w - max(0, dx)]
+  return out
+
+
+@settings(max_examples=10, deadline=None)
+@given(seed=st.integers(0, 2**31 - 1), max_shift=st.integers(0, 3))
+def test_shift_images_translates_each_image_within_the_range_with_zero_fill(seed, max_shift):
+  x = np.asarray(jax.random.uniform(jax.random.key(seed), (8, 28, 28, 1), jnp.float32)) + 0.5
+  got = np.asarray(vade.shift_images(jax.random.key(seed + 1), jnp.asarray(x), max_shift))
+  shifts = range(-max_shift, max_shift + 1)
+  for image, shifted in zip(x, got):
+    # Pixels are >= 0.5, so exactly one translation reproduces the image (zeros mark what came in).
+    matches = [(dy, dx) for dy in shifts for dx in shifts
+               if np.array_equal(_shifted_with_zeros(image, dy, dx), shifted)]
+    assert len(matches) == 1
+
+
+def test_shift_images_draws_every_offset(key):
+  x = jnp.zeros((2000, 5, 5, 1)).at[:, 2, 2, 0].set(1.0)  # one bright pixel in the centre
+  where = np.argwhere(np.asarray(vade.shift_images(key, x, 1))[..., 0] == 1.0)[:, 1:]
+  counts = np.unique(where, axis=0, return_counts=True)[1]
+  assert len(counts) == 9 and counts.min() > 150  # all 3 x 3 offsets, each ~222 times
+
+
+def test_shifting_pretrain_loss_encodes_the_shifted_masked_image_and_scores_the_clean_one(key):
+  model, params, x = _tiny(key, dtype=jnp.float32)
+  k = jax.random.key(7)
+  got = vade.pretrain_loss(model, params, x, key=k, input_dropout=0.3, max_shift=2)
+  shifted = vade.shift_images(jax.random.fold_in(k, 1), x, 2)
+  corrupted = jnp.where(jax.random.bernoulli(k, 0.7, x.shape), shifted, 0.0)
+  mean, _ = model.encode(params, corrupted)
+  want = -jnp.mean(gnn.log_likelihood(model.likelihood, model.decode(params, mean), x))
+  np.testing.assert_allclose(float(got), float(want), rtol=1e-6)
+  assert not np.array_equal(np.asarray(shifted), np.asarray(x))
+  # Without shifts the dropout mask is the one drawn before shifts existed (recorded runs reproduce).
+  np.testing.assert_array_equal(
+      float(vade.pretrain_loss(model, params, x, key=k, input_dropout=0.3, max_shift=0)),
+      float(vade.pretrain_loss(model, params, x, key=k, input_dropout=0.3)))
+
+
+@pytest.mark.parametrize("max_shift, with_key", [(1, False), (-1, True), (28, True), (1.5, True), (True, True)])
+def test_shifting_pretrain_loss_rejects_bad_settings(key, max_shift, with_key):
+  model, params, x = _tiny(key, dtype=jnp.float32)
+  with pytest.raises(ValueError, match="max_shift"):
+    vade.pretrain_loss(model, params, x, key=key if with_key else None, max_shift=max_shift)

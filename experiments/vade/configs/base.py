@@ -32,6 +32,7 @@ class Config:
   pretrain_epochs: int = 20
   pretrain_learning_rate: float = 1e-3
   pretrain_input_dropout: float = 0.0  # > 0: denoising pretraining, pixels zeroed with this probability.
+  pretrain_max_shift: int = 0  # > 0: the encoder sees images translated by up to this many pixels.
   epochs: int = 50
   learning_rate: float = 2e-3
   lr_decay_rate: float = 0.9  # Multiplied into the learning rate every `lr_decay_epochs` epochs.
