@@ -345,13 +345,14 @@ def pretrain_loss(
   """
   if not 0.0 <= input_dropout < 1.0:
     raise ValueError(f"input_dropout must be in [0, 1), got {input_dropout}")
-  if isinstance(max_shift, bool) or not isinstance(max_shift, int) or not 0 <= max_shift < min(x.shape[1:3]):
-    raise ValueError(f"max_shift must be an integer in [0, {min(x.shape[1:3])}), got {max_shift!r}")
+  side = min(x.shape[1:3])
+  if isinstance(max_shift, bool) or not isinstance(max_shift, int) or not 0 <= max_shift < side:
+    raise ValueError(f"max_shift must be an integer in [0, {side}), got {max_shift!r}")
   x_in = x
   if input_dropout > 0.0 or max_shift > 0:
     if key is None:
       raise ValueError("input_dropout > 0 or max_shift > 0 needs a PRNG key")
-    # The mask keeps drawing from `key` itself, so dropout-only runs are unchanged by shifts' arrival.
+    # The mask draws from `key` itself, so runs without shifts draw the masks they always drew.
     x_in = shift_images(jax.random.fold_in(key, 1), x, max_shift)
     if input_dropout > 0.0:
       x_in = jnp.where(jax.random.bernoulli(key, 1.0 - input_dropout, x.shape), x_in, 0.0)

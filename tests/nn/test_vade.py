@@ -385,7 +385,8 @@ def test_shifting_pretrain_loss_encodes_the_shifted_masked_image_and_scores_the_
       float(vade.pretrain_loss(model, params, x, key=k, input_dropout=0.3)))
 
 
-@pytest.mark.parametrize("max_shift, with_key", [(1, False), (-1, True), (28, True), (1.5, True), (True, True)])
+@pytest.mark.parametrize("max_shift, with_key",
+                         [(1, False), (-1, True), (28, True), (1.5, True), (True, True)])
 def test_shifting_pretrain_loss_rejects_bad_settings(key, max_shift, with_key):
   model, params, x = _tiny(key, dtype=jnp.float32)
   with pytest.raises(ValueError, match="max_shift"):
