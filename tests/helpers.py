@@ -52,3 +52,13 @@ def mixture_data(seed, params, n):
     idx = z == j
     x[idx] = rng.multivariate_normal(np.asarray(params.means[j]), cov[j], size=idx.sum())
   return x, z
+
+
+def call_with_encoder_input(monkeypatch, cls, method_name, x_in, fn):
+  """`fn()` while `cls.<method_name>(self, params, x)` reads `x_in` in place of `x`; returns its result."""
+  original = getattr(cls, method_name)
+  monkeypatch.setattr(cls, method_name, lambda self, params, _: original(self, params, x_in))
+  try:
+    return fn()
+  finally:
+    monkeypatch.undo()

@@ -61,6 +61,10 @@ MODELS = ("vade", "gmvae")
 def build_model(config: Config) -> vade.VaDE | gmvae.GMVAE:
   if config.model not in MODELS:
     raise ValueError(f"model must be one of {MODELS}, got {config.model!r}")
+  # Checked here, not where the joint loss is first traced: that is after the whole pretraining.
+  for name in ("pretrain_input_dropout", "input_dropout"):
+    if not 0.0 <= getattr(config, name) < 1.0:
+      raise ValueError(f"{name} must be in [0, 1), got {getattr(config, name)}")
   if config.architecture == "mlp":
     encoder = gnn.MLPEncoder(config.latent_dim, tuple(config.hidden))
     decoder = gnn.MLPDecoder(tuple(reversed(config.hidden)))
@@ -270,7 +274,8 @@ def _train_and_evaluate(config: Config, workdir: pathlib.Path) -> dict:
   tx = _optimizer(config, config.learning_rate, steps_per_epoch, decay=True)
   state = SeedState(params, jax.vmap(tx.init)(params), seed_keys)
   epoch = make_epoch(
-      lambda p, x, k: mod.loss(k, model, p, x, method=config.elbo_method), tx, images, config.batch_size)
+      lambda p, x, k: mod.loss(k, model, p, x, method=config.elbo_method, input_dropout=config.input_dropout),
+      tx, images, config.batch_size)
   joint = run_phase(epoch, state, config.epochs, "joint")
   params = joint.state.params
 

@@ -199,24 +199,26 @@ def elbo(
     *,
     method: str = "closed_form",
     n_samples: int = 1,
+    input_dropout: float = 0.0,
 ) -> vade.ElboTerms:
   """Per-example ELBO with c summed out exactly.
 
   Args:
-    key: PRNG key for z ~ q(z | x, c).
+    key: PRNG key for z ~ q(z | x, c) (and for the input mask).
     model: the model definition.
     params: its parameters.
     x: `[n, 28, 28, 1]` images.
     method: "closed_form" (exact Gaussian KL per component) or "monte_carlo" (sampled at the same
       z) (static).
     n_samples: z samples per example and component, averaged (static).
+    input_dropout: as in `vade.elbo`: the encoder sees masked pixels, the decoder is scored on `x`.
 
   Returns:
     `vade.ElboTerms`, each `[n]` (and `log_resp [n, k]` = log q(c | x)).
   """
   if method not in vade.ELBO_METHODS:
     raise ValueError(f"method must be one of {vade.ELBO_METHODS}, got {method!r}")
-  post = model.posterior(params, x)
+  post = model.posterior(params, vade.corrupt_images(jax.random.fold_in(key, 2), x, input_dropout))
   prior = effective_prior(model, params.prior)
   z, rec = _component_samples(key, model, params, x, post, n_samples)
   if method == "closed_form":
@@ -232,9 +234,12 @@ def elbo(
   return vade.ElboTerms(reconstruction - kl, reconstruction, kl, post.log_resp)
 
 
-def loss(key, model: GMVAE, params: GMVAEParams, x: jax.Array, *, method: str = "closed_form") -> jax.Array:
-  """`[]` negative mean ELBO per example (minimise this)."""
-  return -jnp.mean(elbo(key, model, params, x, method=method).elbo)
+def loss(
+    key, model: GMVAE, params: GMVAEParams, x: jax.Array, *, method: str = "closed_form",
+    input_dropout: float = 0.0,
+) -> jax.Array:
+  """`[]` negative mean ELBO per example (minimise this); `input_dropout` as in `elbo`."""
+  return -jnp.mean(elbo(key, model, params, x, method=method, input_dropout=input_dropout).elbo)
 
 
 # The autoencoder loss on the encoder's code (the head is not used): VaDE's, as is.

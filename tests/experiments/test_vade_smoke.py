@@ -14,7 +14,7 @@ from experiments.vade import main as vade_main
 
 
 @pytest.mark.slow
-# GMVAE's run also takes the denoising-pretraining path (dropout and shifts).
+# GMVAE's run also takes the denoising paths (dropout and shifts in pretraining, dropout in the ELBO).
 @pytest.mark.parametrize("model, prior_covariance, input_dropout, max_shift",
                          [("vade", "diag", 0.0, 0), ("vade", "full", 0.0, 0), ("gmvae", "diag", 0.2, 1)])
 def test_tiny_run_writes_outputs_resumes_and_generates(tmp_path, model, prior_covariance, input_dropout,
@@ -22,7 +22,8 @@ def test_tiny_run_writes_outputs_resumes_and_generates(tmp_path, model, prior_co
   assert set(vade_main.MODELS) == {"vade", "gmvae"}
   config = vade_main.load_config("tiny", [f"model={model}", f"prior_covariance={prior_covariance!r}",
                                           f"pretrain_input_dropout={input_dropout}",
-                                          f"pretrain_max_shift={max_shift}"])
+                                          f"pretrain_max_shift={max_shift}",
+                                          f"input_dropout={input_dropout}"])
   results = vade_main.train_and_evaluate(config, tmp_path)
 
   saved = json.loads((tmp_path / "results.json").read_text())
@@ -30,6 +31,7 @@ def test_tiny_run_writes_outputs_resumes_and_generates(tmp_path, model, prior_co
   assert saved["config"]["prior_covariance"] == prior_covariance
   assert saved["config"]["pretrain_input_dropout"] == input_dropout
   assert saved["config"]["pretrain_max_shift"] == max_shift
+  assert saved["config"]["input_dropout"] == input_dropout
   assert saved["seeds"] == [0, 1]
   assert saved["nan_free_seeds"] == 2
   for seed in saved["per_seed"]:
@@ -70,6 +72,9 @@ def test_config_overrides_are_parsed_and_checked():
     vade_main.build_model(vade_main.load_config("tiny", ["model=gmvae", "prior_covariance='full'"]))
   with pytest.raises(ValueError, match="prior_covariance"):
     vade_main.build_model(vade_main.load_config("tiny", ["prior_covariance='tied'"]))
+  for name in ("pretrain_input_dropout", "input_dropout"):
+    with pytest.raises(ValueError, match=name):
+      vade_main.build_model(vade_main.load_config("tiny", [f"{name}=1.0"]))
 
 
 def test_run_uses_the_configured_matmul_precision(tmp_path, monkeypatch):

@@ -12,6 +12,7 @@ from scipy import special, stats
 import gmmjax
 from gmmjax import nn as gnn
 from gmmjax.nn import gmvae, vade
+from helpers import call_with_encoder_input
 
 
 K, L, N = 3, 2, 4  # Components, latent size, images: one size everywhere, so tests share compilations.
@@ -168,6 +169,22 @@ def test_jit_equals_eager_and_compiles_once(key):
   np.testing.assert_allclose(predict_proba(model, params, x), eager, rtol=1e-5)
   grad(params, 1 - x, jax.random.key(4))  # New values, same shapes: no recompilation.
   assert grad._cache_size() == 1
+
+
+@pytest.mark.parametrize("method", vade.ELBO_METHODS)
+def test_denoising_elbo_encodes_the_masked_image_and_scores_the_clean_one(method, monkeypatch):
+  model, params, x = _tiny(jnp.float32)
+  k = jax.random.key(7)
+  got = gmvae.elbo(k, model, params, x, method=method, input_dropout=0.3)
+  # Oracle: the plain ELBO of a model whose posterior reads the masked image in place of its input.
+  masked = vade.corrupt_images(jax.random.fold_in(k, 2), x, 0.3)
+  assert bool(jnp.any((masked == 0) & (x == 1)))
+  want = call_with_encoder_input(monkeypatch, gmvae.GMVAE, "posterior", masked,
+                                 lambda: gmvae.elbo(k, model, params, x, method=method))
+  jax.tree.map(functools.partial(np.testing.assert_allclose, rtol=1e-6), got, want)
+  assert abs(float(jnp.mean(got.elbo - gmvae.elbo(k, model, params, x, method=method).elbo))) > 1e-3
+  with pytest.raises(ValueError, match="input_dropout"):
+    gmvae.loss(k, model, params, x, input_dropout=-0.1)
 
 
 def test_init_from_prior_starts_at_the_gmm_posterior(key):

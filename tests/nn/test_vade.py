@@ -1,6 +1,7 @@
 """VaDE: the closed-form ELBO against Monte Carlo, bounds against importance-sampled log p(x),
 gradients and float32 numerics."""
 
+import functools
 import math
 
 import hypothesis.extra.numpy as hnp
@@ -9,6 +10,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from helpers import call_with_encoder_input
 from hypothesis import given, settings
 
 import gmmjax
@@ -339,6 +341,25 @@ def test_denoising_pretrain_loss_rejects_bad_settings(key, rate, with_key):
   model, params, x = _tiny(key, dtype=jnp.float32)
   with pytest.raises(ValueError, match="input_dropout"):
     vade.pretrain_loss(model, params, x, key=key if with_key else None, input_dropout=rate)
+
+
+@pytest.mark.parametrize("method", vade.ELBO_METHODS)
+def test_denoising_elbo_encodes_the_masked_image_and_scores_the_clean_one(key, method, monkeypatch):
+  model, params, x = _tiny(key, dtype=jnp.float32, covariance="full")
+  k = jax.random.key(7)
+  got = vade.elbo(k, model, params, x, method=method, input_dropout=0.3)
+  np.testing.assert_array_equal(vade.elbo(k, model, params, x, method=method, input_dropout=0.0).elbo,
+                                vade.elbo(k, model, params, x, method=method).elbo)
+  # Oracle: the plain ELBO of a model whose encoder reads the masked image in place of its input.
+  masked = vade.corrupt_images(jax.random.fold_in(k, 2), x, 0.3)
+  assert 0.1 < float(jnp.mean((masked == 0) & (x == 1)) / jnp.mean(x == 1)) < 0.5
+  want = call_with_encoder_input(monkeypatch, vade.VaDE, "encode", masked,
+                                 lambda: vade.elbo(k, model, params, x, method=method))
+  jax.tree.map(functools.partial(np.testing.assert_allclose, rtol=1e-6), got, want)
+  grads = jax.grad(lambda p: vade.loss(k, model, p, x, method=method, input_dropout=0.3))(params)
+  assert all(bool(jnp.all(jnp.isfinite(g))) for g in jax.tree.leaves(grads))
+  with pytest.raises(ValueError, match="input_dropout"):
+    vade.loss(k, model, params, x, input_dropout=1.0)
 
 
 def _shifted_with_zeros(image: np.ndarray, dy: int, dx: int) -> np.ndarray:

@@ -34,6 +34,7 @@ class Config:
   pretrain_input_dropout: float = 0.0  # > 0: denoising pretraining, pixels zeroed with this probability.
   pretrain_max_shift: int = 0  # > 0: the encoder sees images translated by up to this many pixels.
   epochs: int = 50
+  input_dropout: float = 0.0  # > 0: denoising ELBO in joint training (the encoder sees masked pixels).
   learning_rate: float = 2e-3
   lr_decay_rate: float = 0.9  # Multiplied into the learning rate every `lr_decay_epochs` epochs.
   lr_decay_epochs: int = 10
