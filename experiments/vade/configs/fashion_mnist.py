@@ -5,13 +5,9 @@ for NaN. Sized for one GPU (a few minutes); on 2 CPU cores one seed takes 14-26 
 VM (run seeds in separate runs or a few at once and pool them with `experiments.vade.summarize`).
 The prior has full covariances, initialised from the best of 20 GMM restarts, and the autoencoder is
 pretrained denoising (pixels zeroed with probability 0.2): seeds 0-4 on the CPU gave ACC 0.697 +- 0.011
-/ NMI 0.687 +- 0.005 (all ten: 0.690 +- 0.023 / 0.687 +- 0.009, 10 of 10 NaN-free), against 0.677 +-
-0.030 / 0.683 +- 0.010 with plain pretraining, 0.659 +- 0.012 / 0.673 +- 0.017 with probability 0.3,
-0.682 +- 0.030 / 0.682 +- 0.011 with 0.1 (after 50 of the 100 joint epochs; 0.2 there: 0.695 / 0.685),
-0.648 +- 0.025 / 0.671 +- 0.016 with 0.2 and inputs shifted by up to a pixel (`pretrain_max_shift=1`,
-also after 50 joint epochs), 0.693 +- 0.012 / 0.682 +- 0.006 with the 0.2 dropout also in the ELBO
-(`input_dropout=0.2`, after 50 joint epochs), and 0.634 +- 0.023 / 0.665 +- 0.015 with the diagonal
-prior and 5 restarts (experiments/vade/README.md). GMVAE needs `prior_covariance="diag"`.
+/ NMI 0.687 +- 0.005 (all ten: 0.690 +- 0.023 / 0.687 +- 0.009, 10 of 10 NaN-free). The other settings
+tried (plain pretraining, dropout 0.1 and 0.3, shifted inputs, dropout in the ELBO, the diagonal prior,
+the epoch split) and their numbers are in experiments/vade/README.md. GMVAE needs `prior_covariance="diag"`.
 Local IDX files are read from `GMMJAX_FASHION_MNIST_DIR` when TFDS is absent.
 """
 
