@@ -76,7 +76,7 @@ def build_model(config: Config) -> vade.VaDE | gmvae.GMVAE:
     return gmvae.GMVAE(encoder, decoder, config.n_components, config.latent_dim, config.likelihood,
                        head_hidden=config.head_hidden, uniform_weights=config.uniform_weights)
   return vade.VaDE(encoder, decoder, config.n_components, config.latent_dim, config.likelihood,
-                   prior_covariance=config.prior_covariance)
+                   prior_covariance=config.prior_covariance, uniform_weights=config.uniform_weights)
 
 
 def model_module(model):

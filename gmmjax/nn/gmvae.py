@@ -170,7 +170,7 @@ def _require_diagonal(prior: vade.PriorParams) -> None:
 def effective_prior(model: GMVAE, prior: vade.PriorParams) -> vade.PriorParams:
   """The prior with zero logits when `model.uniform_weights`, else `prior` (diagonal only)."""
   _require_diagonal(prior)
-  return prior._replace(logits=jnp.zeros_like(prior.logits)) if model.uniform_weights else prior
+  return vade.effective_prior(model, prior)
 
 
 def _gaussian_kl(mean: jax.Array, log_var: jax.Array, mean_p: jax.Array, log_var_p: jax.Array) -> jax.Array:
@@ -312,4 +312,5 @@ def sample(
   Returns:
     `(images [n, 28, 28, 1], components [n])`.
   """
-  return vade.sample(key, model, params._replace(prior=effective_prior(model, params.prior)), n, component)
+  _require_diagonal(params.prior)
+  return vade.sample(key, model, params, n, component)

@@ -155,6 +155,7 @@ class VaDE:
     latent_dim: `l`.
     likelihood: "bernoulli" (decoder gives logits) or "gaussian" (unit-scale means).
     prior_covariance: "diag" (VaDE) or "full" covariances of the mixture prior's components.
+    uniform_weights: p(c) = 1 / k (the prior's logits are then unused); otherwise p(c) is learned.
   """
 
   encoder: nn.Module
@@ -163,11 +164,14 @@ class VaDE:
   latent_dim: int
   likelihood: str = "bernoulli"
   prior_covariance: str = "diag"
+  uniform_weights: bool = False
 
   def __post_init__(self):
     if self.likelihood not in networks.LIKELIHOODS:
       raise ValueError(f"likelihood must be one of {networks.LIKELIHOODS}, got {self.likelihood!r}")
     _check_prior_covariance("prior_covariance", self.prior_covariance)
+    if type(self.uniform_weights) is not bool:
+      raise ValueError(f"uniform_weights must be a bool, got {self.uniform_weights!r}")
     for name in ("n_components", "latent_dim"):
       value = getattr(self, name)
       if isinstance(value, bool) or not isinstance(value, int) or value < 1:
@@ -195,6 +199,11 @@ class VaDE:
     """Expected pixels of p(x | z = mean(x)): `[n, 28, 28, 1]`."""
     mean, _ = self.encode(params, x)
     return networks.mean_image(self.likelihood, self.decode(params, mean))
+
+
+def effective_prior(model, prior: PriorParams) -> PriorParams:
+  """The prior with zero logits (p(c) = 1 / k) when `model.uniform_weights`, else `prior`."""
+  return prior._replace(logits=jnp.zeros_like(prior.logits)) if model.uniform_weights else prior
 
 
 def _reparam(key, mean: jax.Array, log_var: jax.Array, n_samples: int) -> jax.Array:
@@ -294,14 +303,15 @@ def elbo(
   out = model.decode(params, z.reshape(n_samples * n, -1))
   x_rep = jnp.broadcast_to(x[None], (n_samples, *x.shape)).reshape(n_samples * n, *x.shape[1:])
   rec = networks.log_likelihood(model.likelihood, out, x_rep).reshape(n_samples, n)
-  log_resp = cluster_log_probs(params.prior, mean, log_var)
+  prior = effective_prior(model, params.prior)
+  log_resp = cluster_log_probs(prior, mean, log_var)
   if method == "closed_form":
-    a = expected_joint_log_prob(params.prior, mean, log_var)
+    a = expected_joint_log_prob(prior, mean, log_var)
     kl = -(jax.nn.logsumexp(a, axis=-1) + _gaussian_entropy(log_var))
     reconstruction = jnp.mean(rec, axis=0)
     return ElboTerms(reconstruction - kl, reconstruction, kl, log_resp)
   flat_z = z.reshape(n_samples * n, -1)
-  log_pz = gmmjax.log_prob(prior_to_gmm(params.prior), flat_z).reshape(n_samples, n)
+  log_pz = gmmjax.log_prob(prior_to_gmm(prior), flat_z).reshape(n_samples, n)
   log_qz = _diag_normal_log_prob(z, mean[None], log_var[None])
   terms = rec + log_pz - log_qz
   reconstruction = jnp.mean(rec, axis=0)
@@ -384,7 +394,8 @@ def log_likelihood(key, model: VaDE, params: VaDEParams, x: jax.Array, n_samples
   out = model.decode(params, z.reshape(n_samples * n, -1))
   x_rep = jnp.broadcast_to(x[None], (n_samples, *x.shape)).reshape(n_samples * n, *x.shape[1:])
   rec = networks.log_likelihood(model.likelihood, out, x_rep).reshape(n_samples, n)
-  log_pz = gmmjax.log_prob(prior_to_gmm(params.prior), z.reshape(n_samples * n, -1)).reshape(n_samples, n)
+  gmm = prior_to_gmm(effective_prior(model, params.prior))
+  log_pz = gmmjax.log_prob(gmm, z.reshape(n_samples * n, -1)).reshape(n_samples, n)
   log_qz = _diag_normal_log_prob(z, mean[None], log_var[None])
   return jax.nn.logsumexp(rec + log_pz - log_qz, axis=0) - math.log(n_samples)
 
@@ -392,13 +403,13 @@ def log_likelihood(key, model: VaDE, params: VaDEParams, x: jax.Array, n_samples
 def predict_proba(model: VaDE, params: VaDEParams, x: jax.Array) -> jax.Array:
   """`[n, k]` q(c | x)."""
   mean, log_var = model.encode(params, x)
-  return jnp.exp(cluster_log_probs(params.prior, mean, log_var))
+  return jnp.exp(cluster_log_probs(effective_prior(model, params.prior), mean, log_var))
 
 
 def predict(model: VaDE, params: VaDEParams, x: jax.Array) -> jax.Array:
   """`[n]` most probable cluster under q(c | x)."""
   mean, log_var = model.encode(params, x)
-  return jnp.argmax(expected_joint_log_prob(params.prior, mean, log_var), axis=-1)
+  return jnp.argmax(expected_joint_log_prob(effective_prior(model, params.prior), mean, log_var), axis=-1)
 
 
 def init_prior(
@@ -467,7 +478,7 @@ def sample(
   Returns:
     `(images [n, 28, 28, 1], components [n])`.
   """
-  z, c = sample_latents(key, params.prior, n, component)
+  z, c = sample_latents(key, effective_prior(model, params.prior), n, component)
   return networks.mean_image(model.likelihood, model.decode(params, z)), c
 
 

@@ -75,6 +75,8 @@ def test_config_overrides_are_parsed_and_checked():
   for name in ("pretrain_input_dropout", "input_dropout"):
     with pytest.raises(ValueError, match=name):
       vade_main.build_model(vade_main.load_config("tiny", [f"{name}=1.0"]))
+  for model in ("vade", "gmvae"):
+    assert vade_main.build_model(vade_main.load_config("tiny", [f"model={model}", "uniform_weights=True"])).uniform_weights
 
 
 def test_run_uses_the_configured_matmul_precision(tmp_path, monkeypatch):

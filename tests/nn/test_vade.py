@@ -1,6 +1,7 @@
 """VaDE: the closed-form ELBO against Monte Carlo, bounds against importance-sampled log p(x),
 gradients and float32 numerics."""
 
+import dataclasses
 import functools
 import math
 
@@ -291,7 +292,31 @@ def test_sample_per_component_and_shapes(key):
   assert set(np.unique(comps)) <= {0, 1, 2}
 
 
+@pytest.mark.parametrize("covariance", vade.PRIOR_COVARIANCES)
+def test_uniform_weights_is_the_model_with_zero_logits_and_never_trains_them(key, covariance):
+  model, params, x = _tiny(key, covariance=covariance)
+  uniform = dataclasses.replace(model, uniform_weights=True)
+  zeroed = params._replace(prior=params.prior._replace(logits=jnp.zeros_like(params.prior.logits)))
+  assert not np.allclose(params.prior.logits, 0.0)
+  for method in vade.ELBO_METHODS:
+    got = vade.elbo(key, uniform, params, x, method=method)
+    want = vade.elbo(key, model, zeroed, x, method=method)
+    for a, b in zip(got, want):
+      np.testing.assert_array_equal(a, b)
+  np.testing.assert_array_equal(vade.predict_proba(uniform, params, x), vade.predict_proba(model, zeroed, x))
+  np.testing.assert_array_equal(vade.predict(uniform, params, x), vade.predict(model, zeroed, x))
+  np.testing.assert_array_equal(vade.log_likelihood(key, uniform, params, x, n_samples=8),
+                                vade.log_likelihood(key, model, zeroed, x, n_samples=8))
+  for got, want in zip(vade.sample(key, uniform, params, 7), vade.sample(key, model, zeroed, 7)):
+    np.testing.assert_array_equal(got, want)
+  grads = jax.grad(lambda p: vade.loss(key, uniform, p, x))(params)
+  np.testing.assert_array_equal(grads.prior.logits, 0.0)
+  assert np.all(np.abs(grads.prior.means) > 0)
+
+
 def test_bad_arguments_raise(key):
+  with pytest.raises(ValueError, match="uniform_weights"):
+    vade.VaDE(gnn.MLPEncoder(2), gnn.MLPDecoder(), 3, 2, uniform_weights=1)
   with pytest.raises(ValueError, match="likelihood"):
     vade.VaDE(gnn.MLPEncoder(2), gnn.MLPDecoder(), 3, 2, likelihood="poisson")
   with pytest.raises(ValueError, match="n_components"):

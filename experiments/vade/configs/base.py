@@ -23,7 +23,7 @@ class Config:
   likelihood: str = "bernoulli"
   elbo_method: str = "closed_form"  # or "monte_carlo".
   head_hidden: int = 128  # GMVAE only: hidden width of the q(c | x), q(z | x, c) head.
-  uniform_weights: bool = False  # GMVAE only: p(c) = 1 / k instead of learned.
+  uniform_weights: bool = False  # p(c) = 1 / k instead of learned.
   prior_covariance: str = "diag"  # VaDE only: "diag" or "full" covariances of the prior's components.
 
   # Training.
