@@ -1,11 +1,15 @@
 """Pools the `results.json` of runs that trained different seeds of one config into one summary.
 
   python -m experiments.vade.summarize --group full runs/full_s*/results.json \\
-      [--group diag runs/diag_s*/results.json] [--out pooled.json] [--plot per_seed.png]
+      [--group diag runs/diag_s*/results.json] [--best-of 2] [--out pooled.json] [--plot per_seed.png]
 
 On a CPU the full protocol fits one seed per run; this gives the same mean +- std over seeds as a run
 that trained them all together. The runs must agree on everything but `seeds`, `progress` and the fields
 named with `--ignore`, and no seed may appear twice.
+
+`--best-of R` also scores the protocol that trains R models and keeps the one with the highest ELBO,
+a label-free choice (as `gmmjax.fit` keeps the best of `n_init` restarts by likelihood): the sorted
+seeds are cut into R equal blocks, and run i keeps the best of the i-th seeds of the blocks.
 """
 
 from __future__ import annotations
@@ -62,6 +66,26 @@ def pool(results: list[dict], ignore: tuple[str, ...] = ()) -> dict:
   }
 
 
+def best_of(pooled: dict, restarts: int) -> dict:
+  """Scores of "train `restarts` models, keep the highest ELBO" from the pooled per-seed results.
+
+  With seeds 0-9 and `restarts=2`, run i keeps seed i or seed i + 5, whichever has the higher ELBO;
+  the first block's seeds are the runs' names.
+  """
+  per_seed = pooled["per_seed"]
+  if restarts < 1 or len(per_seed) % restarts:
+    raise ValueError(f"{len(per_seed)} seeds do not split into {restarts} equal blocks of restarts")
+  runs = len(per_seed) // restarts
+  kept = [max(per_seed[i::runs], key=lambda s: s["elbo"]) for i in range(runs)]
+  return {
+      "restarts": restarts,
+      "kept_seeds": [s["seed"] for s in kept],
+      "per_run": kept,
+      "first5": vade_main.summarize_scores(kept[:5]),
+      "all": vade_main.summarize_scores(kept),
+  }
+
+
 def plot_per_seed(pooled: dict[str, dict], path: pathlib.Path) -> pathlib.Path:
   """One panel per score (ACC, NMI, ARI): each group's per-seed values and their mean, with the targets."""
   plt = gtrain.plots.pyplot()
@@ -89,12 +113,18 @@ def plot_per_seed(pooled: dict[str, dict], path: pathlib.Path) -> pathlib.Path:
   return path
 
 
+def _format(summary: dict) -> str:
+  return "  ".join(f"{name.upper()} {v['mean']:.4f} +- {v['std']:.4f}" for name, v in summary.items())
+
+
 def main(argv=None):
   parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
   parser.add_argument("--group", nargs="+", action="append", required=True, metavar=("LABEL", "RESULTS"),
                       help="a label, then the results.json files of the runs to pool under it (repeatable)")
   parser.add_argument("--ignore", nargs="+", default=(), metavar="FIELD",
                       help="config fields that may differ between the pooled runs")
+  parser.add_argument("--best-of", type=int, metavar="R",
+                      help="also score keeping the highest-ELBO model of each R seeds (see above)")
   parser.add_argument("--out", type=pathlib.Path, help="where to write {label: pooled results} as JSON")
   parser.add_argument("--plot", type=pathlib.Path, help="where to write the per-seed scores as a PNG")
   args = parser.parse_args(argv)
@@ -103,15 +133,23 @@ def main(argv=None):
     if not paths or label in pooled:
       parser.error(f"--group {label}: give a new label and at least one results.json")
     pooled[label] = pool([json.loads(pathlib.Path(p).read_text()) for p in paths], tuple(args.ignore))
+    if args.best_of:
+      try:
+        pooled[label]["best_of"] = best_of(pooled[label], args.best_of)
+      except ValueError as e:
+        parser.error(f"--group {label}: {e}")
   for label, p in pooled.items():
     print(f"[{label}]")
     for s in p["per_seed"]:
       print(f"seed {s['seed']}: ACC {s['acc']:.4f}  NMI {s['nmi']:.4f}  ARI {s['ari']:.4f}  "
             f"(after GMM init ACC {s['init_acc']:.4f})")
     for part in ("after_gmm_init", "first5", "all"):
-      print(f"{part:>15}: " + "  ".join(
-          f"{name.upper()} {v['mean']:.4f} +- {v['std']:.4f}" for name, v in p[part].items()))
+      print(f"{part:>15}: {_format(p[part])}")
     print(f"NaN-free seeds: {p['nan_free_seeds']}/{len(p['seeds'])}")
+    if args.best_of:
+      print(f"best of {args.best_of} by ELBO, kept seeds {p['best_of']['kept_seeds']}")
+      for part in ("first5", "all"):
+        print(f"{part:>15}: {_format(p['best_of'][part])}")
   if args.out:
     args.out.write_text(json.dumps(pooled, indent=2) + "\n")
   if args.plot:

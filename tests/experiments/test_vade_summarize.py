@@ -61,3 +61,30 @@ def test_runs_of_different_configs_or_repeated_seeds_are_refused():
     summarize.pool([_run([0, 1], [0.6, 0.6]), _run([1], [0.6])])
   with pytest.raises(ValueError, match="nothing"):
     summarize.pool([])
+
+
+def test_best_of_keeps_the_highest_elbo_of_each_block_position_not_the_best_score(tmp_path, capsys):
+  runs = [_run([0, 1, 2, 3], [0.70, 0.60, 0.65, 0.50]), _run([4, 5, 6, 7], [0.55, 0.68, 0.66, 0.72])]
+  # Seed s is restart 1 of run s and seed s + 4 restart 2; the ELBO, not ACC, picks which is kept.
+  for r, elbos in zip(runs, ([-200.0, -201.0, -199.0, -203.0], [-200.5, -200.0, -199.5, -202.0])):
+    for s, e in zip(r["per_seed"], elbos):
+      s["elbo"] = e
+  chosen = summarize.best_of(summarize.pool(runs), 2)
+  assert chosen["kept_seeds"] == [0, 5, 2, 7]
+  acc = np.array([0.70, 0.68, 0.65, 0.72])
+  np.testing.assert_allclose(chosen["all"]["acc"]["mean"], acc.mean())
+  np.testing.assert_allclose(chosen["all"]["acc"]["std"], acc.std())
+  assert summarize.best_of(summarize.pool(runs), 1)["kept_seeds"] == list(range(8))
+
+  paths = [tmp_path / "a.json", tmp_path / "b.json"]
+  for path, r in zip(paths, runs):
+    path.write_text(json.dumps(r))
+  summarize.main(["--group", "x", *map(str, paths), "--best-of", "2", "--out", str(tmp_path / "p.json")])
+  assert "kept seeds [0, 5, 2, 7]" in capsys.readouterr().out
+  assert json.loads((tmp_path / "p.json").read_text())["x"]["best_of"] == chosen
+  for bad in (3, 0):
+    with pytest.raises(ValueError, match="equal blocks"):
+      summarize.best_of(summarize.pool(runs), bad)
+  with pytest.raises(SystemExit):  # Refused before anything is printed or written.
+    summarize.main(["--group", "x", *map(str, paths), "--best-of", "3", "--out", str(tmp_path / "q.json")])
+  assert not (tmp_path / "q.json").exists() and capsys.readouterr().out == ""
