@@ -89,7 +89,7 @@ def best_of(pooled: dict, restarts: int) -> dict:
 def plot_per_seed(pooled: dict[str, dict], path: pathlib.Path) -> pathlib.Path:
   """One panel per score (ACC, NMI, ARI): each group's per-seed values and their mean, with the targets."""
   plt = gtrain.plots.pyplot()
-  fig, axes = plt.subplots(1, 3, figsize=(12, 4.4))
+  fig, axes = plt.subplots(1, 3, figsize=(12, 4.4 + 0.25 * len(pooled)))
   offsets = np.linspace(-0.15, 0.15, len(pooled)) if len(pooled) > 1 else [0.0]
   all_seeds = sorted({s for p in pooled.values() for s in p["seeds"]})
   for ax, name in zip(axes, ("acc", "nmi", "ari")):
@@ -105,7 +105,7 @@ def plot_per_seed(pooled: dict[str, dict], path: pathlib.Path) -> pathlib.Path:
     ax.set_xticks(all_seeds)
     ax.grid(alpha=0.3)
     # Below the panel: inside it, the legend would hide points.
-    ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.18), ncol=2)
+    ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.18))
   fig.tight_layout()
   path.parent.mkdir(parents=True, exist_ok=True)
   fig.savefig(path, dpi=100)
