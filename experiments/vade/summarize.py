@@ -76,7 +76,11 @@ def best_of(pooled: dict, restarts: int) -> dict:
   if restarts < 1 or len(per_seed) % restarts:
     raise ValueError(f"{len(per_seed)} seeds do not split into {restarts} equal blocks of restarts")
   runs = len(per_seed) // restarts
-  kept = [max(per_seed[i::runs], key=lambda s: s["elbo"]) for i in range(runs)]
+
+  def score(s):  # A non-finite run (NaN ELBO) is never kept over a finite one.
+    return s["elbo"] if s["finite"] and np.isfinite(s["elbo"]) else -np.inf
+
+  kept = [max(per_seed[i::runs], key=score) for i in range(runs)]
   return {
       "restarts": restarts,
       "kept_seeds": [s["seed"] for s in kept],
@@ -133,7 +137,7 @@ def main(argv=None):
     if not paths or label in pooled:
       parser.error(f"--group {label}: give a new label and at least one results.json")
     pooled[label] = pool([json.loads(pathlib.Path(p).read_text()) for p in paths], tuple(args.ignore))
-    if args.best_of:
+    if args.best_of is not None:
       try:
         pooled[label]["best_of"] = best_of(pooled[label], args.best_of)
       except ValueError as e:
@@ -146,7 +150,7 @@ def main(argv=None):
     for part in ("after_gmm_init", "first5", "all"):
       print(f"{part:>15}: {_format(p[part])}")
     print(f"NaN-free seeds: {p['nan_free_seeds']}/{len(p['seeds'])}")
-    if args.best_of:
+    if args.best_of is not None:
       print(f"best of {args.best_of} by ELBO, kept seeds {p['best_of']['kept_seeds']}")
       for part in ("first5", "all"):
         print(f"{part:>15}: {_format(p['best_of'][part])}")

@@ -75,6 +75,9 @@ def test_best_of_keeps_the_highest_elbo_of_each_block_position_not_the_best_scor
   np.testing.assert_allclose(chosen["all"]["acc"]["mean"], acc.mean())
   np.testing.assert_allclose(chosen["all"]["acc"]["std"], acc.std())
   assert summarize.best_of(summarize.pool(runs), 1)["kept_seeds"] == list(range(8))
+  runs[0]["per_seed"][2].update(elbo=float("nan"), finite=False)  # A diverged restart is never kept.
+  assert summarize.best_of(summarize.pool(runs), 2)["kept_seeds"] == [0, 5, 6, 7]
+  runs[0]["per_seed"][2].update(elbo=-199.0, finite=True)
 
   paths = [tmp_path / "a.json", tmp_path / "b.json"]
   for path, r in zip(paths, runs):
@@ -85,6 +88,7 @@ def test_best_of_keeps_the_highest_elbo_of_each_block_position_not_the_best_scor
   for bad in (3, 0):
     with pytest.raises(ValueError, match="equal blocks"):
       summarize.best_of(summarize.pool(runs), bad)
-  with pytest.raises(SystemExit):  # Refused before anything is printed or written.
-    summarize.main(["--group", "x", *map(str, paths), "--best-of", "3", "--out", str(tmp_path / "q.json")])
+  for bad in ("3", "0"):  # Refused before anything is printed or written.
+    with pytest.raises(SystemExit):
+      summarize.main(["--group", "x", *map(str, paths), "--best-of", bad, "--out", str(tmp_path / "q.json")])
   assert not (tmp_path / "q.json").exists() and capsys.readouterr().out == ""
