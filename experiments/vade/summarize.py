@@ -85,8 +85,7 @@ def best_of(pooled: dict, restarts: int) -> dict:
       "restarts": restarts,
       "kept_seeds": [s["seed"] for s in kept],
       "per_run": kept,
-      "first5": vade_main.summarize_scores(kept[:5]),
-      "all": vade_main.summarize_scores(kept),
+      "scores": vade_main.summarize_scores(kept),
   }
 
 
@@ -151,9 +150,8 @@ def main(argv=None):
       print(f"{part:>15}: {_format(p[part])}")
     print(f"NaN-free seeds: {p['nan_free_seeds']}/{len(p['seeds'])}")
     if args.best_of is not None:
-      print(f"best of {args.best_of} by ELBO, kept seeds {p['best_of']['kept_seeds']}")
-      for part in ("first5", "all"):
-        print(f"{part:>15}: {_format(p['best_of'][part])}")
+      kept = p["best_of"]
+      print(f"best of {args.best_of} by ELBO, kept seeds {kept['kept_seeds']}: {_format(kept['scores'])}")
   if args.out:
     args.out.write_text(json.dumps(pooled, indent=2) + "\n")
   if args.plot:

@@ -72,8 +72,8 @@ def test_best_of_keeps_the_highest_elbo_of_each_block_position_not_the_best_scor
   chosen = summarize.best_of(summarize.pool(runs), 2)
   assert chosen["kept_seeds"] == [0, 5, 2, 7]
   acc = np.array([0.70, 0.68, 0.65, 0.72])
-  np.testing.assert_allclose(chosen["all"]["acc"]["mean"], acc.mean())
-  np.testing.assert_allclose(chosen["all"]["acc"]["std"], acc.std())
+  np.testing.assert_allclose(chosen["scores"]["acc"]["mean"], acc.mean())
+  np.testing.assert_allclose(chosen["scores"]["acc"]["std"], acc.std())
   assert summarize.best_of(summarize.pool(runs), 1)["kept_seeds"] == list(range(8))
   runs[0]["per_seed"][2].update(elbo=float("nan"), finite=False)  # A diverged restart is never kept.
   assert summarize.best_of(summarize.pool(runs), 2)["kept_seeds"] == [0, 5, 6, 7]
