@@ -65,6 +65,10 @@ def build_model(config: Config) -> vade.VaDE | gmvae.GMVAE:
   for name in ("pretrain_input_dropout", "input_dropout"):
     if not 0.0 <= getattr(config, name) < 1.0:
       raise ValueError(f"{name} must be in [0, 1), got {getattr(config, name)}")
+  if config.uniform_weights_epochs < 0:
+    raise ValueError(f"uniform_weights_epochs must be >= 0, got {config.uniform_weights_epochs}")
+  if not config.kl_weight >= 0.0:
+    raise ValueError(f"kl_weight must be >= 0, got {config.kl_weight}")
   if config.architecture == "mlp":
     encoder = gnn.MLPEncoder(config.latent_dim, tuple(config.hidden))
     decoder = gnn.MLPDecoder(tuple(reversed(config.hidden)))
@@ -266,6 +270,9 @@ def _train_and_evaluate(config: Config, workdir: pathlib.Path) -> dict:
   prior = jax.jit(jax.vmap(lambda k, z: vade.init_prior(
       k, z, config.n_components, n_init=config.gmm_n_init, max_iter=config.gmm_max_iter,
       reg_covar=config.gmm_reg_covar, covariance_type=config.prior_covariance)))(gmm_keys, latents)
+  warmup = 0 if config.uniform_weights else config.uniform_weights_epochs
+  if warmup:  # p(c) starts uniform and is held there for the first `warmup` joint epochs.
+    prior = prior._replace(logits=jnp.zeros_like(prior.logits))
   params = jax.vmap(mod.init_posterior_from_prior)(pretrained._replace(prior=prior))
   init_scores = _clustering_scores(eval_labels, np.asarray(predict_all(model, params, eval_images)))
   timings["gmm_init_s"] = time.perf_counter() - t0
@@ -273,9 +280,22 @@ def _train_and_evaluate(config: Config, workdir: pathlib.Path) -> dict:
   # Phase 3: joint training of encoder, decoder and prior on the ELBO.
   tx = _optimizer(config, config.learning_rate, steps_per_epoch, decay=True)
   state = SeedState(params, jax.vmap(tx.init)(params), seed_keys)
-  epoch = make_epoch(
-      lambda p, x, k: mod.loss(k, model, p, x, method=config.elbo_method, input_dropout=config.input_dropout),
-      tx, images, config.batch_size)
+
+  def joint_epoch(m):
+    return make_epoch(
+        lambda p, x, k: mod.loss(k, m, p, x, method=config.elbo_method, input_dropout=config.input_dropout,
+                                 kl_weight=config.kl_weight),
+        tx, images, config.batch_size)
+
+  epoch = learned_epoch = joint_epoch(model)
+  if warmup:
+    uniform_epoch = joint_epoch(dataclasses.replace(model, uniform_weights=True))
+
+    def epoch(state, e, key):
+      # `gtrain.fit` calls the step eagerly, so the epoch index is concrete and each phase keeps its own
+      # compiled epoch. The logits get no gradient in the first phase: they are learned from zero after it.
+      return (uniform_epoch if int(e) < warmup else learned_epoch)(state, e, key)
+
   joint = run_phase(epoch, state, config.epochs, "joint")
   params = joint.state.params
 

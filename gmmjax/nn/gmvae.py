@@ -236,10 +236,12 @@ def elbo(
 
 def loss(
     key, model: GMVAE, params: GMVAEParams, x: jax.Array, *, method: str = "closed_form",
-    input_dropout: float = 0.0,
+    input_dropout: float = 0.0, kl_weight: float = 1.0,
 ) -> jax.Array:
-  """`[]` negative mean ELBO per example (minimise this); `input_dropout` as in `elbo`."""
-  return -jnp.mean(elbo(key, model, params, x, method=method, input_dropout=input_dropout).elbo)
+  """`[]` negative mean ELBO per example (minimise this); `input_dropout` as in `elbo`, `kl_weight` as in
+  `vade.weighted_bound` (1: the ELBO)."""
+  return -jnp.mean(vade.weighted_bound(
+      elbo(key, model, params, x, method=method, input_dropout=input_dropout), kl_weight))
 
 
 # The autoencoder loss on the encoder's code (the head is not used): VaDE's, as is.

@@ -75,6 +75,8 @@ def test_config_overrides_are_parsed_and_checked():
   for name in ("pretrain_input_dropout", "input_dropout"):
     with pytest.raises(ValueError, match=name):
       vade_main.build_model(vade_main.load_config("tiny", [f"{name}=1.0"]))
+  with pytest.raises(ValueError, match="kl_weight"):
+    vade_main.build_model(vade_main.load_config("tiny", ["kl_weight=-0.5"]))
   for model in ("vade", "gmvae"):
     assert vade_main.build_model(vade_main.load_config("tiny", [f"model={model}", "uniform_weights=True"])).uniform_weights
 
@@ -99,3 +101,19 @@ def test_gmvae_config_differs_from_default_only_in_the_model():
   assert dataclasses.replace(gmvae, model="vade") == default
   assert isinstance(vade_main.build_model(gmvae), vade_main.gmvae.GMVAE)
   assert isinstance(vade_main.build_model(default), vade_main.vade.VaDE)
+
+
+@pytest.mark.slow
+def test_uniform_weights_warmup_is_the_uniform_model_until_p_c_is_released(tmp_path):
+  def run(name, *overrides):
+    config = vade_main.load_config("tiny", ["seeds=(0,)", "epochs=2", *overrides])
+    return vade_main.train_and_evaluate(config, tmp_path / name)["per_seed"][0]
+
+  uniform = run("uniform", "uniform_weights=True")
+  held = run("held", "uniform_weights_epochs=2")  # Held for the whole run: the uniform model, exactly.
+  assert held == uniform
+  released = run("released", "uniform_weights_epochs=1")  # Learned from the second epoch on.
+  assert released["init_acc"] == uniform["init_acc"]
+  assert released["elbo"] != uniform["elbo"]
+  with pytest.raises(ValueError, match="uniform_weights_epochs"):
+    vade_main.build_model(vade_main.load_config("tiny", ["uniform_weights_epochs=-1"]))

@@ -187,6 +187,20 @@ def test_denoising_elbo_encodes_the_masked_image_and_scores_the_clean_one(method
     gmvae.loss(k, model, params, x, input_dropout=-0.1)
 
 
+def test_kl_weight_scales_only_the_kl_part_and_one_is_the_elbo():
+  model, params, x = _tiny(jnp.float32)
+  k = jax.random.key(3)
+  terms = elbo(k, model, params, x)
+  np.testing.assert_array_equal(gmvae.loss(k, model, params, x), -jnp.mean(terms.elbo))
+  np.testing.assert_allclose(gmvae.loss(k, model, params, x, kl_weight=3.0),
+                             -jnp.mean(terms.reconstruction - 3.0 * terms.kl), rtol=1e-5)
+  grads = jax.grad(lambda p: gmvae.loss(k, model, p, x, kl_weight=0.0))(params)
+  for leaf in jax.tree.leaves(grads.prior):
+    np.testing.assert_array_equal(leaf, 0.0)
+  with pytest.raises(ValueError, match="kl_weight"):
+    gmvae.loss(k, model, params, x, kl_weight=float("nan"))
+
+
 def test_init_from_prior_starts_at_the_gmm_posterior(key):
   model, _, x = _tiny(jnp.float32)
   params = init(model, jax.random.key(1), x)  # The posterior head's corrections start at zero.

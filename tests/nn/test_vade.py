@@ -326,6 +326,27 @@ def test_bad_arguments_raise(key):
     vade.elbo(key, model, params, x, method="exact")
 
 
+@pytest.mark.parametrize("method", vade.ELBO_METHODS)
+def test_kl_weight_scales_only_the_kl_part_and_one_is_the_elbo(key, method):
+  model, params, x = _tiny(key, covariance="full")
+  terms = vade.elbo(key, model, params, x, method=method)
+  # Weight 1 is the ELBO to the last bit, so runs without the option are unchanged.
+  np.testing.assert_array_equal(vade.loss(key, model, params, x, method=method), -jnp.mean(terms.elbo))
+  for weight in (0.0, 0.5, 2.0):
+    np.testing.assert_allclose(vade.loss(key, model, params, x, method=method, kl_weight=weight),
+                               -jnp.mean(terms.reconstruction - weight * terms.kl), rtol=1e-12)
+  # The prior enters through the KL part alone: without it, the prior gets no gradient.
+  grads = jax.grad(lambda p: vade.loss(key, model, p, x, method=method, kl_weight=0.0))(params)
+  for leaf in jax.tree.leaves(grads.prior):
+    np.testing.assert_array_equal(leaf, 0.0)
+  scaled = jax.grad(lambda p: vade.loss(key, model, p, x, method=method, kl_weight=2.0))(params)
+  one = jax.grad(lambda p: vade.loss(key, model, p, x, method=method))(params)
+  for a, b in zip(jax.tree.leaves(scaled.prior), jax.tree.leaves(one.prior)):
+    np.testing.assert_allclose(a, 2.0 * b, rtol=1e-10, atol=1e-14)
+  with pytest.raises(ValueError, match="kl_weight"):
+    vade.loss(key, model, params, x, kl_weight=-1.0)
+
+
 @pytest.mark.parametrize("architecture", gnn.ARCHITECTURES)
 def test_posterior_log_var_reset_makes_gamma_the_gmm_posterior(key, architecture):
   small = {"hidden": (16,)} if architecture == "mlp" else {}

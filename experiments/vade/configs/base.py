@@ -24,6 +24,7 @@ class Config:
   elbo_method: str = "closed_form"  # or "monte_carlo".
   head_hidden: int = 128  # GMVAE only: hidden width of the q(c | x), q(z | x, c) head.
   uniform_weights: bool = False  # p(c) = 1 / k instead of learned.
+  uniform_weights_epochs: int = 0  # > 0: p(c) held at 1 / k for this many joint epochs, then learned.
   prior_covariance: str = "diag"  # VaDE only: "diag" or "full" covariances of the prior's components.
 
   # Training.
@@ -35,6 +36,7 @@ class Config:
   pretrain_max_shift: int = 0  # > 0: the encoder sees images translated by up to this many pixels.
   epochs: int = 50
   input_dropout: float = 0.0  # > 0: denoising ELBO in joint training (the encoder sees masked pixels).
+  kl_weight: float = 1.0  # Weight of the KL part of the joint loss (1: the ELBO).
   learning_rate: float = 2e-3
   lr_decay_rate: float = 0.9  # Multiplied into the learning rate every `lr_decay_epochs` epochs.
   lr_decay_epochs: int = 10
