@@ -287,14 +287,13 @@ def _train_and_evaluate(config: Config, workdir: pathlib.Path) -> dict:
                                  kl_weight=config.kl_weight),
         tx, images, config.batch_size)
 
-  epoch = learned_epoch = joint_epoch(model)
-  if warmup:
-    uniform_epoch = joint_epoch(dataclasses.replace(model, uniform_weights=True))
+  learned_epoch = joint_epoch(model)
+  uniform_epoch = joint_epoch(dataclasses.replace(model, uniform_weights=True)) if warmup else None
 
-    def epoch(state, e, key):
-      # `gtrain.fit` calls the step eagerly, so the epoch index is concrete and each phase keeps its own
-      # compiled epoch. The logits get no gradient in the first phase: they are learned from zero after it.
-      return (uniform_epoch if int(e) < warmup else learned_epoch)(state, e, key)
+  def epoch(state, e, key):
+    # `gtrain.fit` calls the step eagerly, so the epoch index is concrete and each phase keeps its own
+    # compiled epoch. The logits get no gradient in the uniform phase: they are learned from zero after it.
+    return (uniform_epoch if int(e) < warmup else learned_epoch)(state, e, key)
 
   joint = run_phase(epoch, state, config.epochs, "joint")
   params = joint.state.params

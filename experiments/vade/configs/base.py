@@ -24,7 +24,8 @@ class Config:
   elbo_method: str = "closed_form"  # or "monte_carlo".
   head_hidden: int = 128  # GMVAE only: hidden width of the q(c | x), q(z | x, c) head.
   uniform_weights: bool = False  # p(c) = 1 / k instead of learned.
-  uniform_weights_epochs: int = 0  # > 0: p(c) held at 1 / k for this many joint epochs, then learned.
+  # > 0: p(c) held at 1 / k for this many joint epochs, then learned (ignored with uniform_weights).
+  uniform_weights_epochs: int = 0
   prior_covariance: str = "diag"  # VaDE only: "diag" or "full" covariances of the prior's components.
 
   # Training.
