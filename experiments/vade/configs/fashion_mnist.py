@@ -5,8 +5,8 @@ for NaN. Sized for one GPU (a few minutes); on 2 CPU cores one seed takes 14-26 
 VM (run seeds in separate runs or a few at once and pool them with `experiments.vade.summarize`).
 The prior has full covariances, initialised from the best of 20 GMM restarts, and the autoencoder is
 pretrained denoising (pixels zeroed with probability 0.2), and joint training runs at learning rate 1e-3:
-seeds 0-4 on the CPU gave ACC 0.700 +- 0.012 / NMI 0.690 +- 0.007 (at 2e-3: 0.697 / 0.687, and over all
-ten 0.690 +- 0.023 / 0.687 +- 0.009, 10 of 10 NaN-free; seeds 5-9 at 1e-3 are not yet run). The other settings
+seeds 0-4 on the CPU gave ACC 0.700 +- 0.012 / NMI 0.690 +- 0.007, all ten 0.697 +- 0.015 / 0.691 +- 0.006
+with 10 of 10 NaN-free (at 2e-3: 0.697 / 0.687, all ten 0.690 +- 0.023 / 0.687 +- 0.009). The other settings
 tried (plain pretraining, dropout 0.1 and 0.3, shifted inputs, dropout in the ELBO, the diagonal prior,
 the epoch split, a uniform p(c): ACC 0.706 but NMI 0.684, over ten seeds 0.700 / 0.683, 10 of 10
 NaN-free) and their numbers are in experiments/vade/README.md. GMVAE needs `prior_covariance="diag"`.
