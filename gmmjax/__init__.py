@@ -1,9 +1,10 @@
 """gmmjax: Gaussian mixture models in JAX, and the deep generative models built on them."""
 
-from ._batched import fit_masked as fit_masked
 from ._em import em_step as em_step
 from ._em import fit as fit
+from ._em import fit_masked as fit_masked
 from ._em import m_step as m_step
+from ._em import suff_stats as suff_stats
 from ._init import KMeansResult as KMeansResult
 from ._init import kmeans as kmeans
 from ._init import kmeans_plusplus as kmeans_plusplus
@@ -26,7 +27,7 @@ from ._sharded import shard_rows as shard_rows
 from ._stats import SuffStats as SuffStats
 from ._stats import merge as merge
 from ._stats import params_from_stats as params_from_stats
-from ._stats import suff_stats as suff_stats
+from ._stats import stats_from_responsibilities as stats_from_responsibilities
 from ._stream import fit_stream as fit_stream
 from ._types import COVARIANCE_TYPES as _COVARIANCE_TYPES
 from ._types import FitResult as FitResult
@@ -68,5 +69,6 @@ __all__ = [
     "sample",
     "select_n_components",
     "shard_rows",
+    "stats_from_responsibilities",
     "suff_stats",
 ]

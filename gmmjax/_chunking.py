@@ -17,9 +17,7 @@ import jax.numpy as jnp
 _CPU_CHUNK_ELEMENTS = 1 << 22
 _ACCELERATOR_CHUNK_ELEMENTS = 1 << 27
 # Narrow passes (diag, spherical, tied, small k*d) keep several `[rows, ~width]`
-# arrays alive at once, so on CPU the rows are capped as well: 16k rows made
-# diag, spherical and tied EM iterations up to 1.4x faster at (100k-200k,
-# 32-64, 16-32) than chunks of 65k-100k rows, and cost nothing where d is tiny.
+# arrays alive at once, so on CPU the rows are capped as well, to stay in cache.
 _CPU_MAX_CHUNK_ROWS = 1 << 14
 
 
@@ -29,9 +27,9 @@ def default_chunk_size(n: int, width: int) -> int:
     rows = min(_CPU_MAX_CHUNK_ROWS, _CPU_CHUNK_ELEMENTS // max(width, 1))
   else:
     rows = _ACCELERATOR_CHUNK_ELEMENTS // max(width, 1)
-  rows = max(256, rows)
-  rows = (rows // 8) * 8
-  return int(min(n, rows))
+  # A power of two, so that padded size classes are whole chunks.
+  rows = 1 << (max(256, rows).bit_length() - 1)
+  return int(rows)
 
 
 def chunked_reduce(

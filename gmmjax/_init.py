@@ -8,9 +8,9 @@ import jax.numpy as jnp
 from jax.typing import ArrayLike
 
 from . import _checks, _chunking, _linalg, _stats
+from ._frame import Frame, data_frame
+from ._options import INITS, EMOptions
 from ._types import GMMParams
-
-INITS = ("kmeans++", "kmeans", "random", "random_from_data")
 
 
 class KMeansResult(NamedTuple):
@@ -41,36 +41,40 @@ def _sq_dist(xs: jax.Array, centers: jax.Array) -> jax.Array:
   return jnp.maximum(d2, 0)
 
 
-def _sample_index(key, log_w: jax.Array, mass: jax.Array, shape=()) -> jax.Array:
-  """Indices drawn with probability proportional to `exp(log_w) * mass`."""
-  logits = log_w + jnp.log(jnp.maximum(mass, 0))
+def _sample_index(u: jax.Array, w: jax.Array, mass: jax.Array) -> jax.Array:
+  """Indices with probability proportional to `w * mass`, by inverting the
+  cumulative sum at the uniforms `u`: one pass per step, and no random-number
+  kernel inside the loop (each one costs seconds of compilation on CPU)."""
+  cum = jnp.cumsum(w * jnp.maximum(mass, 0))
   # All-zero mass (every point already a centre): fall back to the weights.
-  logits = jnp.where(jnp.any(jnp.isfinite(logits)), logits, log_w)
-  return jax.random.categorical(key, logits, shape=shape)
+  cum = jnp.where(cum[-1] > 0, cum, jnp.cumsum(w))
+  return jnp.minimum(jnp.searchsorted(cum, u * cum[-1], side="right"), w.shape[0] - 1)
 
 
-def kmeans_plusplus_unchecked(key, x, n_clusters: int, weights=None) -> jax.Array:
+def kmeans_plusplus_unchecked(key, x, n_clusters: int, weights=None, frame: Frame | None = None) -> jax.Array:
+  """Greedy k-means++ centres `[k, d]`, in the coordinates of `frame` when
+  one is given (else in those of `x`)."""
   n, d = x.shape
-  shift = jnp.mean(x, axis=0)
-  xs = x - shift[None, :]
+  own = frame is None
+  frame = data_frame(x, weights) if own else frame
+  xs = (x - frame.shift[None, :]) / frame.scale
   w = jnp.ones((n,), x.dtype) if weights is None else weights
-  log_w = jnp.log(w)
   # Greedy k-means++ (as scikit-learn): best of a few candidates per step.
   n_trials = 2 + int(math.log(n_clusters))
-  key, first_key = jax.random.split(key)
-  first = jax.random.categorical(first_key, log_w)
+  u = jax.random.uniform(key, (n_clusters, n_trials), x.dtype)
+  first = _sample_index(u[0, 0], w, jnp.ones_like(w))
   centers = jnp.zeros((n_clusters, d), x.dtype).at[0].set(xs[first])
   closest = _sq_dist(xs, xs[first][None, :])[:, 0]
 
   def step(i, carry):
     centers, closest = carry
-    cand = _sample_index(jax.random.fold_in(key, i), log_w, closest, (n_trials,))
+    cand = _sample_index(u[i], w, closest)
     cand_d2 = jnp.minimum(closest[None, :], _sq_dist(xs, xs[cand]).T)
     best = jnp.argmin(_linalg.mm(cand_d2, w))
     return centers.at[i].set(xs[cand[best]]), cand_d2[best]
 
   centers, _ = jax.lax.fori_loop(1, n_clusters, step, (centers, closest))
-  return centers + shift[None, :]
+  return centers * frame.scale + frame.shift[None, :] if own else centers
 
 
 def kmeans_plusplus(key, x: ArrayLike, n_clusters: int, *, weights: ArrayLike | None = None) -> jax.Array:
@@ -119,14 +123,18 @@ def _labels(xs, centers, chunk_size):
   return _chunking.chunked_map(lambda rows: jnp.argmin(_sq_dist(rows[0], centers), axis=1), (xs,), chunk_size)
 
 
-def kmeans_unchecked(key, x, weights, tol, n_clusters: int, max_iter: int, chunk_size: int | None):
+def kmeans_unchecked(key, x, weights, tol, n_clusters: int, max_iter: int, chunk_size: int | None,
+                     frame: Frame | None = None):
+  """Lloyd's k-means, in the coordinates of `frame` when one is given (else
+  in those of `x`, computed in a frame of its own)."""
   n, d = x.shape
   chunk_size = chunk_size or _chunking.default_chunk_size(n, max(n_clusters, d))
-  shift = jnp.mean(x, axis=0)
-  xs = x - shift[None, :]
+  own = frame is None
+  frame = data_frame(x, weights) if own else frame
+  xs = (x - frame.shift[None, :]) / frame.scale
   # scikit-learn's tolerance: relative to the mean per-feature variance.
   tol = tol * jnp.mean(jnp.var(xs, axis=0))
-  centers = kmeans_plusplus_unchecked(key, xs, n_clusters, weights)
+  centers = kmeans_plusplus_unchecked(key, xs, n_clusters, weights, Frame(jnp.zeros((d,), x.dtype), jnp.ones((), x.dtype)))
 
   def cond(state):
     _, n_iter, shift_sq, _ = state
@@ -148,10 +156,11 @@ def kmeans_unchecked(key, x, weights, tol, n_clusters: int, max_iter: int, chunk
   stats = _lloyd_pass(xs, weights, centers, chunk_size)
   means = stats.sums / jnp.maximum(stats.counts, 1e-30)[:, None]
   centers = centers + jnp.where(stats.counts[:, None] > 0, means - jax.lax.stop_gradient(means), 0)
+  unit = frame.scale if own else 1
   return KMeansResult(
-      centroids=centers + shift[None, :],
+      centroids=centers * frame.scale + frame.shift[None, :] if own else centers,
       labels=_labels(xs, centers, chunk_size),
-      inertia=stats.inertia,
+      inertia=stats.inertia * unit**2,
       n_iter=jnp.asarray(n_iter),
       converged=shift_sq <= tol,
   )
@@ -195,47 +204,55 @@ def kmeans(
   return _kmeans_jit(key, x, w, jnp.asarray(tol, x.dtype), n_clusters, int(max_iter), chunk_size)
 
 
-def _params_from_centers(x, w, centers, covariance_type, reg_covar, chunk_size):
-  """M-step from hard assignment of every point to its nearest centre."""
-  k = centers.shape[0]
-  shift = jnp.mean(centers, axis=0)
-  centers_s = centers - shift[None, :]
+def _nearest_resp(centers, active):
+  """Hard assignment of each row to its nearest (active) centre."""
 
-  def resp_fn(start, xs, _):
-    labels = jnp.argmin(_sq_dist(xs, centers_s), axis=1)
-    return jax.nn.one_hot(labels, k, dtype=xs.dtype), jnp.zeros(xs.shape[:1], xs.dtype)
+  def resp_fn(start, xs):
+    d2 = _sq_dist(xs, centers)
+    if active is not None:
+      d2 = jnp.where(active[None, :], d2, jnp.inf)
+    return jax.nn.one_hot(jnp.argmin(d2, axis=1), centers.shape[0], dtype=xs.dtype), jnp.zeros(xs.shape[:1], xs.dtype)
 
-  stats = _stats.accumulate(
-      resp_fn, x, w, None, n_components=k, covariance_type=covariance_type, shift=shift, chunk_size=chunk_size
-  )
-  return _stats.params_from_stats(stats, reg_covar)
+  return resp_fn
 
 
-def initial_params(
-    key, x, w, reg_covar, *, n_components: int, covariance_type: str, init: str, chunk_size: int | None
-) -> GMMParams:
-  """Starting parameters for EM by the named method (traced; no checks)."""
-  n = x.shape[0]
-  if init == "kmeans++":
-    centers = kmeans_plusplus_unchecked(key, x, n_components, w)
-  elif init == "kmeans":
+def _random_resp(key, k):
+  def resp_fn(start, xs):
+    u = jax.random.uniform(jax.random.fold_in(key, start), (xs.shape[0], k), xs.dtype)
+    return u / jnp.sum(u, axis=1, keepdims=True), jnp.zeros(xs.shape[:1], xs.dtype)
+
+  return resp_fn
+
+
+def initial_params(key, x, w, reg_covar, frame: Frame, active, *, backend, options: EMOptions) -> GMMParams:
+  """Starting parameters for EM by `options.init`, in the working
+  coordinates of `frame` (traced; no checks). The centre-based inits start
+  from the M-step of every row assigned to its nearest centre; `active [k]`
+  (or None) switches components off."""
+  from ._em import mask_components  # the driver builds on this module
+
+  k, cov_type, chunk_size = options.n_components, options.covariance_type, options.chunk_size
+  shift, scale = frame
+  if options.init == "kmeans++":
+    centers = backend.call(
+        lambda key, x, w, shift, scale: kmeans_plusplus_unchecked(key, x, k, w, Frame(shift, scale)),
+        key, x, w, shift, scale)
+  elif options.init == "kmeans":
     tol = jnp.asarray(1e-4, x.dtype)
-    centers = kmeans_unchecked(key, x, w, tol, n_components, 300, chunk_size).centroids
-  elif init == "random_from_data":
-    p = None if w is None else w / jnp.sum(w)
-    centers = x[jax.random.choice(key, n, (n_components,), replace=False, p=p)]
-  elif init == "random":
-    shift = jnp.mean(x, axis=0)
+    centers = backend.call(
+        lambda key, x, w, shift, scale: kmeans_unchecked(key, x, w, tol, k, 300, chunk_size, Frame(shift, scale)),
+        key, x, w, shift, scale).centroids
+  elif options.init == "random_from_data":
+    def pick(key, x, w, shift, scale):
+      p = None if w is None else w / jnp.sum(w)
+      return (x[jax.random.choice(key, x.shape[0], (k,), replace=False, p=p)] - shift[None, :]) / scale
 
-    def resp_fn(start, xs, _):
-      u = jax.random.uniform(jax.random.fold_in(key, start), (xs.shape[0], n_components), xs.dtype)
-      return u / jnp.sum(u, axis=1, keepdims=True), jnp.zeros(xs.shape[:1], xs.dtype)
-
-    stats = _stats.accumulate(
-        resp_fn, x, w, None,
-        n_components=n_components, covariance_type=covariance_type, shift=shift, chunk_size=chunk_size,
-    )
-    return _stats.params_from_stats(stats, reg_covar)
+    centers = backend.call(pick, key, x, w, shift, scale)
   else:
-    raise ValueError(f"init must be one of {INITS}, got {init!r}")
-  return _params_from_centers(x, w, centers, covariance_type, reg_covar, chunk_size)
+    centers = None
+  if centers is None:
+    resp_of, args, about = _random_resp, (key, k), jnp.zeros((k, x.shape[1]), x.dtype)
+  else:
+    resp_of, args, about = _nearest_resp, (centers, active), centers
+  stats = backend.reduce(resp_of, args, x, w, about, covariance_type=cov_type, frame=frame, chunk_size=chunk_size)
+  return mask_components(_stats.params_from_stats(stats, reg_covar), active)

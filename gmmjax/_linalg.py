@@ -7,6 +7,7 @@ spherical `[k]`. A precision Cholesky factor `U` is upper triangular with
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jax.scipy.linalg import solve_triangular
 
 # GPUs default float32 matmuls to TF32 (10-bit mantissa); EM statistics need
@@ -20,13 +21,15 @@ def mm(a: jax.Array, b: jax.Array) -> jax.Array:
 
 
 @jax.custom_jvp
-def _matrix_precision_cholesky(cov: jax.Array) -> jax.Array:
-  """`[..., d, d]` covariance -> upper-triangular precision Cholesky factor.
+def _matrix_precision_cholesky(cov: jax.Array) -> tuple[jax.Array, jax.Array]:
+  """`[..., d, d]` covariance -> (upper-triangular precision Cholesky factor,
+  `[]` whether every matrix factorised as given).
 
   Matrices that round-off left indefinite (a failed Cholesky gives NaN) are
   retried with a diagonal load of `10 d eps` times their mean variance, the size
   of the error a float Cholesky can make, so a regularised covariance never
-  yields NaN. The retry runs only when some factorisation failed.
+  yields NaN; the flag says that it happened. The retry runs only when some
+  factorisation failed.
   """
   d = cov.shape[-1]
   eye = jnp.broadcast_to(jnp.eye(d, dtype=cov.dtype), cov.shape)
@@ -50,7 +53,7 @@ def _matrix_precision_cholesky(cov: jax.Array) -> jax.Array:
     return jnp.where(bad, loaded, chol)
 
   chol = jax.lax.cond(jnp.any(bad), retry, lambda c: c, chol)
-  return jnp.swapaxes(solve_triangular(chol, eye, lower=True), -1, -2)
+  return jnp.swapaxes(solve_triangular(chol, eye, lower=True), -1, -2), ~jnp.any(bad)
 
 
 @_matrix_precision_cholesky.defjvp
@@ -61,16 +64,23 @@ def _matrix_precision_cholesky_jvp(primals, tangents):
   # transposed, which reverse mode through a vmapped fit needs).
   (cov,), (dcov,) = primals, tangents
   dcov = 0.5 * (dcov + jnp.swapaxes(dcov, -1, -2))  # as jnp.linalg.cholesky's derivative
-  u = _matrix_precision_cholesky(cov)
+  u, ok = _matrix_precision_cholesky(cov)
   inner = jnp.matmul(jnp.matmul(jnp.swapaxes(u, -1, -2), dcov, precision=PRECISION), u, precision=PRECISION)
   phi = jnp.tril(inner) - 0.5 * jnp.tril(jnp.triu(inner))
-  return u, -jnp.matmul(u, jnp.swapaxes(phi, -1, -2), precision=PRECISION)
+  du = -jnp.matmul(u, jnp.swapaxes(phi, -1, -2), precision=PRECISION)
+  return (u, ok), (du, np.zeros(ok.shape, jax.dtypes.float0))
+
+
+def precision_cholesky_checked(covariances: jax.Array, covariance_type: str) -> tuple[jax.Array, jax.Array]:
+  """Precision Cholesky factors and `[]` whether every covariance was
+  positive definite (and finite) as given."""
+  if covariance_type in ("full", "tied"):
+    return _matrix_precision_cholesky(covariances)
+  return jax.lax.rsqrt(covariances), jnp.all((covariances > 0) & jnp.isfinite(covariances))
 
 
 def precision_cholesky(covariances: jax.Array, covariance_type: str) -> jax.Array:
-  if covariance_type in ("full", "tied"):
-    return _matrix_precision_cholesky(covariances)
-  return jax.lax.rsqrt(covariances)
+  return precision_cholesky_checked(covariances, covariance_type)[0]
 
 
 def cholesky_of_precisions(precisions: jax.Array, covariance_type: str) -> jax.Array:

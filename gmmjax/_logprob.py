@@ -12,7 +12,7 @@ import jax
 import jax.numpy as jnp
 from jax.typing import ArrayLike
 
-from . import _checks, _linalg
+from . import _checks, _linalg, _padding
 from ._types import GMMParams
 
 LogProbFn = Callable[[jax.Array], jax.Array]
@@ -35,8 +35,8 @@ def component_log_prob_fn(params: GMMParams, shift: jax.Array, with_weights: boo
 
   Per-parameter work (stacking the Cholesky factors, log-determinants) is done
   once here, so the returned function is cheap to call on many chunks.
-  Working in coordinates shifted near the data mean keeps the expanded
-  quadratic forms of the diag/spherical/tied paths free of cancellation.
+  Working in coordinates shifted near the data mean keeps the full path's
+  `U^T x - U^T mu` accurate.
   """
   cov_type = params.covariance_type
   k, d = params.means.shape
@@ -56,30 +56,24 @@ def component_log_prob_fn(params: GMMParams, shift: jax.Array, with_weights: boo
       return const[None, :] - 0.5 * jnp.sum(y * y, axis=-1)
 
   elif cov_type == "tied":
+    # Squared distances as differences, not the expanded |x|^2 - 2 x.m + |m|^2:
+    # the expansion loses every digit for a tight component far from the origin.
     white_means = _linalg.mm(means, prec)
-    sq_means = jnp.sum(white_means**2, axis=-1)
 
     def f(xs):
       y = _linalg.mm(xs, prec)
-      maha = jnp.sum(y * y, axis=-1, keepdims=True) - 2 * _linalg.mm(y, white_means.T) + sq_means[None, :]
-      return const[None, :] - 0.5 * jnp.maximum(maha, 0)
+      return const[None, :] - 0.5 * jnp.sum((y[:, None, :] - white_means[None]) ** 2, axis=-1)
 
   elif cov_type == "diag":
-    prec2 = prec**2
-    lin = means * prec2
-    sq_means = jnp.sum(means * lin, axis=-1)
 
     def f(xs):
-      maha = _linalg.mm(xs * xs, prec2.T) - 2 * _linalg.mm(xs, lin.T) + sq_means[None, :]
-      return const[None, :] - 0.5 * jnp.maximum(maha, 0)
+      return const[None, :] - 0.5 * jnp.sum(((xs[:, None, :] - means[None]) * prec[None]) ** 2, axis=-1)
 
   else:  # spherical
-    prec2 = prec**2
-    sq_means = jnp.sum(means**2, axis=-1)
 
     def f(xs):
-      sq_dist = jnp.sum(xs * xs, axis=-1, keepdims=True) - 2 * _linalg.mm(xs, means.T) + sq_means[None, :]
-      return const[None, :] - 0.5 * prec2[None, :] * jnp.maximum(sq_dist, 0)
+      sq_dist = jnp.sum((xs[:, None, :] - means[None]) ** 2, axis=-1)
+      return const[None, :] - 0.5 * (prec**2)[None, :] * sq_dist
 
   return f
 
@@ -87,6 +81,48 @@ def component_log_prob_fn(params: GMMParams, shift: jax.Array, with_weights: boo
 def _component_log_prob(params: GMMParams, x: jax.Array, with_weights: bool = True) -> jax.Array:
   shift = jax.lax.stop_gradient(model_mean(params))
   return component_log_prob_fn(params, shift, with_weights)(x - shift[None, :])
+
+
+def _rows(fn, params: GMMParams, x: ArrayLike, weights: ArrayLike | None = None):
+  """Checks the inputs, then `fn(params, x, w)` jitted; concrete rows are
+  padded to a size class (zero weight), so one compile serves many row counts.
+  Returns the outputs with leading dimension `n`, sliced back."""
+  _checks.params(params)
+  x = _checks.as_points(x, params)
+  w = None if weights is None else _checks.as_weights(weights, x)
+  n = x.shape[0]
+  if not all(_checks.is_concrete(a) for a in jax.tree.leaves((params, x, w))):
+    return fn(params, x, w)  # under a transformation: the caller's shapes are static already
+  rows = _padding.size_class(n, _PADDED_ROWS)
+  out = fn(params, *_padding.pad_rows(x, w, rows))
+  return out if rows == n else _padding.unpad(out, n)
+
+
+# Above this many rows, sizes are padded to whole multiples of it.
+_PADDED_ROWS = 1 << 14
+
+
+@jax.jit
+def _log_prob(params, x, w):
+  return jax.nn.logsumexp(_component_log_prob(params, x), axis=-1)
+
+
+@jax.jit
+def _component_log_prob_nw(params, x, w):
+  return _component_log_prob(params, x, with_weights=False)
+
+
+@jax.jit
+def _e_step(params, x, w):
+  lp = _component_log_prob(params, x)
+  ll = jax.nn.logsumexp(lp, axis=-1)
+  mean_ll = jnp.mean(ll) if w is None else jnp.sum(jnp.where(w > 0, w * ll, 0)) / jnp.sum(w)
+  return mean_ll, lp - ll[:, None]
+
+
+@jax.jit
+def _predict(params, x, w):
+  return jnp.argmax(_component_log_prob(params, x), axis=-1)
 
 
 def component_log_prob(params: GMMParams, x: ArrayLike) -> jax.Array:
@@ -99,8 +135,7 @@ def component_log_prob(params: GMMParams, x: ArrayLike) -> jax.Array:
   Returns:
     `[n, k]` log-densities, without the mixing weights.
   """
-  x = _checks.as_points(x, params)
-  return _component_log_prob(params, x, with_weights=False)
+  return _rows(_component_log_prob_nw, params, x)
 
 
 def log_prob(params: GMMParams, x: ArrayLike) -> jax.Array:
@@ -113,8 +148,7 @@ def log_prob(params: GMMParams, x: ArrayLike) -> jax.Array:
   Returns:
     `[n]` log-densities.
   """
-  x = _checks.as_points(x, params)
-  return jax.nn.logsumexp(_component_log_prob(params, x), axis=-1)
+  return _rows(_log_prob, params, x)
 
 
 def e_step(
@@ -131,14 +165,7 @@ def e_step(
     `(mean_log_likelihood [], log_resp [n, k])`: the (weighted) mean of
     log p(x_i) and the log-responsibilities log p(component | x_i).
   """
-  x = _checks.as_points(x, params)
-  lp = _component_log_prob(params, x)
-  ll = jax.nn.logsumexp(lp, axis=-1, keepdims=True)
-  log_resp = lp - ll
-  if weights is None:
-    return jnp.mean(ll), log_resp
-  w = _checks.as_weights(weights, x)
-  return jnp.sum(w * ll[:, 0]) / jnp.sum(w), log_resp
+  return _rows(_e_step, params, x, weights)
 
 
 def predict_proba(params: GMMParams, x: ArrayLike) -> jax.Array:
@@ -148,5 +175,4 @@ def predict_proba(params: GMMParams, x: ArrayLike) -> jax.Array:
 
 def predict(params: GMMParams, x: ArrayLike) -> jax.Array:
   """`[n]` index of the most probable component of each point."""
-  x = _checks.as_points(x, params)
-  return jnp.argmax(_component_log_prob(params, x), axis=-1)
+  return _rows(_predict, params, x)

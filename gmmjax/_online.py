@@ -18,7 +18,9 @@ import jax
 import jax.numpy as jnp
 from jax.typing import ArrayLike
 
-from . import _checks, _init, _stats
+from . import _checks, _em, _init, _stats
+from ._frame import data_frame, from_frame
+from ._options import EMOptions, check_fit_args
 from ._types import GMMParams
 
 
@@ -59,16 +61,16 @@ def default_step_size(n_updates: ArrayLike, alpha: float = 0.6) -> jax.Array:
   return (jnp.asarray(n_updates) + 1.0) ** -alpha
 
 
-@functools.partial(jax.jit, static_argnames=("n_components", "covariance_type", "init", "chunk_size"))
-def _init_state(key, x, w, init_params, reg_covar, *, n_components, covariance_type, init, chunk_size):
+@functools.partial(jax.jit, static_argnames=("options",))
+def _init_state(key, x, w, init_params, reg_covar, *, options):
+  chunk_size = options.chunk_size
   if init_params is None:
-    params = _init.initial_params(
-        key, x, w, reg_covar,
-        n_components=n_components, covariance_type=covariance_type, init=init, chunk_size=chunk_size,
-    )
+    frame = data_frame(x, w)
+    params = from_frame(_init.initial_params(key, x, w, reg_covar / frame.scale**2, frame, None,
+                                             backend=_em.Local(), options=options), frame)
   else:
     params = init_params
-  stats = _stats.suff_stats_unchecked(params, x, w, chunk_size)
+  stats = _stats.e_step_stats(params, x, w, chunk_size=chunk_size)
   stats = _scale(stats, 1 / stats.total_weight)
   return OnlineState(
       params=_stats.params_from_stats(stats, reg_covar),
@@ -110,26 +112,15 @@ def online_init(
   Returns:
     `OnlineState` with `n_updates == 0`.
   """
+  options = EMOptions(n_components, covariance_type, 1, init, 1, chunk_size)
   x = _checks.data(x)
-  n_components = _checks.n_components(n_components, x.shape[0])
-  _checks.covariance_type(covariance_type)
-  if init not in _init.INITS:
-    raise ValueError(f"init must be one of {_init.INITS}, got {init!r}")
-  _checks.positive(reg_covar, "reg_covar", allow_zero=True)
   w = None if weights is None else _checks.as_weights(weights, x)
-  if init_params is not None:
-    _checks.params(init_params, x.shape[1])
-    if init_params.covariance_type != covariance_type or init_params.means.shape[0] != n_components:
-      raise ValueError("init_params do not match covariance_type and n_components")
-    init_params = jax.tree.map(lambda a: jnp.asarray(a, x.dtype), init_params)
-  return _init_state(
-      key, x, w, init_params, jnp.asarray(reg_covar, x.dtype),
-      n_components=n_components, covariance_type=covariance_type, init=init, chunk_size=chunk_size,
-  )
+  init_params = check_fit_args(options, x.shape[0], x.shape[1], 0.0, reg_covar, init_params, x.dtype)
+  return _init_state(key, x, w, init_params, jnp.asarray(reg_covar, x.dtype), options=options)
 
 
 def online_update_unchecked(state: OnlineState, x, w, step_size, chunk_size=None) -> OnlineState:
-  batch = _stats.suff_stats_unchecked(state.params, x, w, chunk_size)
+  batch = _stats.e_step_stats(state.params, x, w, chunk_size=chunk_size)
   gamma = default_step_size(state.n_updates + 1) if step_size is None else step_size
   gamma = jnp.asarray(gamma, state.stats.means.dtype)
   stats = _stats.merge(_scale(state.stats, 1 - gamma), _scale(batch, gamma / batch.total_weight))
@@ -173,7 +164,7 @@ def online_update(
   w = None if weights is None else _checks.as_weights(weights, x)
   if step_size is not None:
     _checks.positive(step_size, "step_size")
-    if _checks._is_concrete(step_size) and float(step_size) > 1:
+    if _checks.is_concrete(step_size) and float(step_size) > 1:
       raise ValueError(f"step_size must be in (0, 1], got {float(step_size)}")
   x = x.astype(state.params.means.dtype)
   return _update_jit(state, x, w, step_size, chunk_size)

@@ -90,6 +90,10 @@ def select_n_components(
   """
   if criterion not in ("bic", "aic"):
     raise ValueError(f"criterion must be 'bic' or 'aic', got {criterion!r}")
+  candidates = tuple(candidates)
+  for k in candidates:
+    if isinstance(k, bool) or not isinstance(k, (int, np.integer)):
+      raise ValueError(f"candidates must be integers, got {k!r}")
   candidates = tuple(int(k) for k in candidates)
   if not candidates:
     raise ValueError("candidates must not be empty")

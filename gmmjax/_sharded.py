@@ -26,8 +26,7 @@ import jax.numpy as jnp
 from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
-from . import _em, _init, _stats
-from ._types import FitResult, GMMParams
+from . import _stats
 
 
 def row_sharding(x) -> tuple[Mesh, str | tuple[str, ...]] | None:
@@ -60,7 +59,7 @@ def psum_stats(stats: _stats.SuffStats, axis_name) -> _stats.SuffStats:
   """
   psum = functools.partial(jax.lax.psum, axis_name=axis_name)
   counts = psum(stats.counts)
-  weighted_mean = lambda v: _stats._safe_div(psum(stats.counts[:, None] * v), counts[:, None])
+  weighted_mean = lambda v: _stats.safe_div(psum(stats.counts[:, None] * v), counts[:, None])
   # A rough global mean serves as a common origin; the deviations from it are
   # small numbers whose count-weighted mean is exact, so neither the mean
   # (n * mu rounds at the scale of mu, not of the spread) nor the between-shard
@@ -69,7 +68,7 @@ def psum_stats(stats: _stats.SuffStats, axis_name) -> _stats.SuffStats:
   dev = stats.means - origin
   dev_mean = weighted_mean(dev)
   delta = dev - dev_mean
-  m2 = psum(stats.m2 + _stats._outer_sum(stats.counts, delta, stats.covariance_type))
+  m2 = psum(stats.m2 + _stats.outer_sum(stats.counts, delta, delta, stats.covariance_type))
   return _stats.SuffStats(
       counts=counts,
       means=origin + dev_mean,
@@ -80,137 +79,57 @@ def psum_stats(stats: _stats.SuffStats, axis_name) -> _stats.SuffStats:
   )
 
 
-def _shard_mapped(local_fn, mesh, axis, x, w, *replicated):
-  """Runs `local_fn(x_shard, w_shard, *replicated)` per device; output replicated."""
-  rows = P(axis)
-  if w is None:
-    fn = lambda xs, *r: local_fn(xs, None, *r)
-    return jax.shard_map(fn, mesh=mesh, in_specs=(rows,) + (P(),) * len(replicated), out_specs=P())(
-        x, *replicated
-    )
-  return jax.shard_map(local_fn, mesh=mesh, in_specs=(rows, rows) + (P(),) * len(replicated), out_specs=P())(
-      x, w, *replicated
-  )
-
-
 @dataclasses.dataclass(frozen=True)
-class ShardedStats:
-  """`suff_stats` over rows sharded on `mesh` axis `axis`; hashable, so usable
-  as a static argument of `jit`."""
+class Sharded:
+  """Statistics backend for rows sharded over `mesh` axis `axis`: each device
+  reduces its own rows in chunks, `psum_stats` combines them. Hashable, so a
+  static argument of `jit`."""
 
   mesh: Mesh
   axis: str | tuple[str, ...]
 
-  def __call__(self, params: GMMParams, x, w, chunk_size=None) -> _stats.SuffStats:
-    def local(xs, ws, p):
-      return psum_stats(_stats.suff_stats_unchecked(p, xs, ws, chunk_size), self.axis)
-
-    return _shard_mapped(local, self.mesh, self.axis, x, w, params)
-
-  def from_centers(self, x, w, centers, covariance_type, reg_covar, chunk_size) -> GMMParams:
-    """M-step from hard assignment to the nearest of `centers [k, d]`."""
-    k = centers.shape[0]
-    shift = jnp.mean(centers, axis=0)
-    centers_s = centers - shift[None, :]
-
-    def local(xs, ws, centers_s, shift):
-      def resp_fn(start, rows, _):
-        labels = jnp.argmin(_init._sq_dist(rows, centers_s), axis=1)
-        return jax.nn.one_hot(labels, k, dtype=rows.dtype), jnp.zeros(rows.shape[:1], rows.dtype)
-
+  def reduce(self, resp_fn_of, args, x, w, centers, *, covariance_type, frame, chunk_size) -> _stats.SuffStats:
+    def local(xs, ws, args, centers, frame):
       stats = _stats.accumulate(
-          resp_fn, xs, ws, None,
-          n_components=k, covariance_type=covariance_type, shift=shift, chunk_size=chunk_size,
+          resp_fn_of(*args), xs, ws, centers,
+          covariance_type=covariance_type, shift=frame.shift, scale=frame.scale, chunk_size=chunk_size,
       )
       return psum_stats(stats, self.axis)
 
-    stats = _shard_mapped(local, self.mesh, self.axis, x, w, centers_s, shift)
-    return _stats.params_from_stats(stats, reg_covar)
+    rows = P(self.axis)
+    replicated = (P(), P(), P())
+    if w is None:
+      fn = lambda xs, *r: local(xs, None, *r)
+      return jax.shard_map(fn, mesh=self.mesh, in_specs=(rows,) + replicated, out_specs=P())(x, args, centers, frame)
+    return jax.shard_map(local, mesh=self.mesh, in_specs=(rows, rows) + replicated, out_specs=P())(
+        x, w, args, centers, frame)
 
-
-def initial_params(
-    key, x, w, reg_covar, *, stats: ShardedStats, n_components, covariance_type, init, chunk_size
-):
-  """EM start on sharded rows (traced).
-
-  k-means++ and random-from-data pick centres with row-parallel global ops
-  (the partitionable PRNG gives the same draws as on one device); the M-step
-  from those centres is sharded. "kmeans" and "random" run the single-device
-  code under the compiler's automatic partitioning.
-  """
-  # Everything the partitioned function uses is an argument: a closed-over array
-  # would keep its explicit-axes type inside `auto_axes` (under `jax.set_mesh`).
-  if init == "kmeans++":
-    centers = _auto(stats.mesh, lambda key, x, w: _init.kmeans_plusplus_unchecked(key, x, n_components, w), key, x, w)
-  elif init == "random_from_data":
-    def pick(key, x, w):
-      p = None if w is None else w / jnp.sum(w)
-      return x[jax.random.choice(key, x.shape[0], (n_components,), replace=False, p=p)]
-
-    centers = _auto(stats.mesh, pick, key, x, w)
-  else:
-    return _auto(
-        stats.mesh,
-        lambda key, x, w, reg_covar: _init.initial_params(
-            key, x, w, reg_covar,
-            n_components=n_components, covariance_type=covariance_type, init=init, chunk_size=chunk_size,
-        ),
-        key, x, w, reg_covar,
+  def call(self, fn, *args):
+    """`fn(*args)` with the compiler choosing the partitioning (explicit mesh
+    axes, `jax.make_mesh`'s default, would reject global gathers); the result
+    is replicated."""
+    # Everything the partitioned function uses is an argument: a closed-over array
+    # would keep its explicit-axes type inside `auto_axes` (under `jax.set_mesh`).
+    explicit = tuple(
+        name for name, kind in zip(self.mesh.axis_names, self.mesh.axis_types)
+        if kind == jax.sharding.AxisType.Explicit
     )
-  return stats.from_centers(x, w, centers, covariance_type, reg_covar, chunk_size)
-
-
-def _auto(mesh: Mesh, fn, *args):
-  """`fn(*args)` with the compiler choosing the partitioning (explicit mesh
-  axes, `jax.make_mesh`'s default, would reject global gathers); the result
-  is replicated."""
-  explicit = tuple(
-      name for name, kind in zip(mesh.axis_names, mesh.axis_types) if kind == jax.sharding.AxisType.Explicit
-  )
-  if not explicit:
-    return fn(*args)
-  return jax.sharding.auto_axes(fn, axes=explicit, out_sharding=NamedSharding(mesh, P()))(*args)
-
-
-@functools.partial(
-    jax.jit,
-    static_argnames=("stats", "n_components", "covariance_type", "max_iter", "init", "n_init", "chunk_size"),
-)
-def _fit(
-    key, x, w, init_params, tol, reg_covar, *,
-    stats, n_components, covariance_type, max_iter, init, n_init, chunk_size,
-):
-  def step(params, x, w, reg_covar):
-    s = stats(params, x, w, chunk_size)
-    return _stats.params_from_stats(s, reg_covar), s.log_likelihood / s.total_weight
-
-  def single(key):
-    if init_params is None:
-      params = initial_params(
-          key, x, w, reg_covar, stats=stats,
-          n_components=n_components, covariance_type=covariance_type, init=init, chunk_size=chunk_size,
-      )
-    else:
-      params = init_params
-    return _em.em_loop(step, params, tol, max_iter, (x, w, reg_covar))
-
-  if n_init == 1:
-    return single(key)
-  return _em.best_of(jax.vmap(single)(jax.random.split(key, n_init)))
+    if not explicit:
+      return fn(*args)
+    return jax.sharding.auto_axes(fn, axes=explicit, out_sharding=NamedSharding(self.mesh, P()))(*args)
 
 
 def check_rows(x, mesh: Mesh, axis) -> None:
+  """Refuses a row count that the mesh axis does not split evenly."""
   shards = _axis_size(mesh, axis)
   if x.shape[0] % shards:
     raise ValueError(f"{x.shape[0]} rows cannot be split evenly over {shards} shards of mesh axis {axis!r}")
 
 
-def fit_unchecked(key, x, w, init_params, tol, reg_covar, *, mesh, axis, **static) -> FitResult:
-  """`fit` on rows sharded over `mesh` axis `axis` (inputs already validated)."""
-  check_rows(x, mesh, axis)
-  if w is not None:
-    w = jax.device_put(w, NamedSharding(mesh, P(axis)))
-  return _fit(key, x, w, init_params, tol, reg_covar, stats=ShardedStats(mesh, axis), **static)
+def like_rows(w, x):
+  """`w [n]` placed with the row sharding of `x`."""
+  mesh, axis = row_sharding(x)
+  return jax.device_put(w, NamedSharding(mesh, P(axis)))
 
 
 def shard_rows(x, mesh: Mesh, axis: str | tuple[str, ...] = "data") -> jax.Array:

@@ -1,15 +1,14 @@
 """Sufficient statistics of a mixture as a value: compute, merge, turn into params.
 
 Statistics hold per-component counts, means and *centred* second moments, and
-merge with Chan et al.'s pairwise update, so float32 sums over millions of rows
-stay accurate (raw second moments minus squared means is the cancellation that
-makes variances negative, scikit-learn #30382). Within a chunk the moments are
-taken about a shift near the data mean, which bounds that cancellation to the
-chunk's own spread. Every EM pass, exact or streamed, sharded or online, is
-`params_from_stats(merge(...suff_stats(chunk)...))`.
+merge with Chan et al.'s pairwise update. Within a chunk each component's
+moments are taken about its own nearby centre (the current means in EM), so a
+tight component far from the data mean keeps its variance in float32: raw
+moments minus squared means is the cancellation that makes variances wrong or
+negative (scikit-learn #30382). Every EM pass, exact or streamed, sharded or
+online, is `params_from_stats(merge(...suff_stats(chunk)...))`.
 """
 
-import functools
 from typing import Callable
 
 import jax
@@ -45,123 +44,88 @@ class SuffStats:
   covariance_type: str = "full"
 
 
-def _outer_sum(coef: jax.Array, u: jax.Array, covariance_type: str) -> jax.Array:
-  """sum_k coef_k u_k u_k^T in the layout of `m2` for the type."""
+def outer_sum(coef: jax.Array, u: jax.Array, v: jax.Array, covariance_type: str) -> jax.Array:
+  """sum_k coef_k u_k v_k^T in the layout of `m2` for the type."""
   if covariance_type == "full":
-    return coef[:, None, None] * u[:, :, None] * u[:, None, :]
+    return coef[:, None, None] * u[:, :, None] * v[:, None, :]
   if covariance_type == "tied":
-    return jnp.einsum("k,kd,ke->de", coef, u, u)
-  return coef[:, None] * u * u
+    return jnp.einsum("k,kd,ke->de", coef, u, v)
+  return coef[:, None] * u * v
 
 
-@functools.cache
-def _pair_indices(d: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-  """Index pairs (i, j) covering each unordered pair once, and `[d, d]` unpacking.
-
-  Pairs are taken cyclically, (i, i + s mod d) for s < d/2 plus the antipodal
-  half, so both index vectors run over contiguous blocks of columns.
-  """
-  half = d // 2
-  shifts = np.arange((d + 1) // 2)
-  rows = np.tile(np.arange(d), len(shifts))
-  cols = (rows + np.repeat(shifts, d)) % d
-  if d % 2 == 0 and d > 0:
-    rows = np.concatenate([rows, np.arange(half)])
-    cols = np.concatenate([cols, np.arange(half) + half])
-  unpack = np.empty((d, d), np.int32)
-  unpack[rows, cols] = np.arange(len(rows))
-  unpack[cols, rows] = np.arange(len(rows))
-  # int32: int64 indices clash with int32 index constants when x64 is switched
-  # on for one call (the scikit-learn estimator's scoped x64).
-  return rows.astype(np.int32), cols.astype(np.int32), unpack
-
-
-def _safe_div(a: jax.Array, b: jax.Array) -> jax.Array:
+def safe_div(a: jax.Array, b: jax.Array) -> jax.Array:
   return jnp.where(b > 0, a / jnp.where(b > 0, b, 1), 0)
 
 
-def _pair_scatter(xs: jax.Array, resp: jax.Array) -> jax.Array:
-  """Scatter matrices from one `[p, c] x [c, k]` GEMM over the p = d(d+1)/2
-  distinct products x_i x_j: half the flops of the full GEMM, plus a gather."""
-  rows, cols, unpack = _pair_indices(xs.shape[1])
-  xt = xs.T
-  packed = _linalg.mm(xt[rows] * xt[cols], resp)
-  # The barrier keeps XLA from folding the transpose into the GEMM, which
-  # turns it into a transposed-operand product several times slower on CPU.
-  return jax.lax.optimization_barrier(packed).T[:, unpack]
+def _scatter(xs: jax.Array, weighted: jax.Array, centers: jax.Array, b: jax.Array) -> jax.Array:
+  """`[k, d, d]` sum_c x_c weighted_ck^T - centers_k b_k^T, the scatter about
+  each centre (symmetric in exact arithmetic, though its first term is not).
 
-
-def _block_scatter(xs: jax.Array, resp: jax.Array, n_blocks: int) -> jax.Array:
-  """Scatter matrices from their upper block triangle: column block `lo:hi` of
-  every component needs only rows `:hi`, one `[hi, c] x [c, k*(hi-lo)]` GEMM;
-  the blocks below the diagonal are transposes. (n_blocks+1)/(2 n_blocks) of
-  the full GEMM's flops, and no gather."""
+  One `[d, c] x [c, k*d]` GEMM; on CPU, where d >= 32 and the GEMM is not
+  wide (d <= 2k), only the upper block triangle of the result: column block
+  `lo:hi` needs rows `:hi`, (n_blocks+1)/(2 n_blocks) of the flops, and the
+  strictly lower blocks are the mirror of the upper ones.
+  """
   c, d = xs.shape
-  k = resp.shape[1]
+  k = weighted.shape[1]
+  cb = centers[:, :, None] * b[:, None, :]
+  if d > 2 * k or d < 32 or jax.default_backend() != "cpu":
+    return jnp.transpose(_linalg.mm(xs.T, weighted.reshape(c, k * d)).reshape(d, k, d), (1, 0, 2)) - cb
+  n_blocks = min(8, d // 8)
   edges = np.linspace(0, d, n_blocks + 1).astype(int)
   xt = xs.T
   parts = []
   for lo, hi in zip(edges[:-1], edges[1:]):
-    weighted = (resp[:, :, None] * xs[:, None, lo:hi]).reshape(c, k * (hi - lo))
-    block = _linalg.mm(xt[:hi], weighted).reshape(hi, k, hi - lo)
+    block = _linalg.mm(xt[:hi], weighted[:, :, lo:hi].reshape(c, k * (hi - lo))).reshape(hi, k, hi - lo)
     parts.append(jnp.pad(block, ((0, d - hi), (0, 0), (0, 0))))
-  upper = jnp.transpose(jnp.concatenate(parts, axis=-1), (1, 0, 2))  # zero below the diagonal blocks
   block_of = np.searchsorted(edges, np.arange(d), side="right")
-  strictly_upper = jnp.asarray(block_of[:, None] < block_of[None, :], xs.dtype)
-  return upper + jnp.swapaxes(upper * strictly_upper[None], -1, -2)
-
-
-def _scatter(xs: jax.Array, resp: jax.Array) -> jax.Array:
-  """`[k, d, d]` sum_c resp_ck x_c x_c^T, by the fastest of three measured forms.
-
-  The full form is one `[d, c] x [c, k*d]` GEMM. The symmetric ones save flops
-  but pay elsewhere: the pair gather costs more per element than a broadcast
-  (worth it where d <= 2k), and blocks need GEMMs wide enough, k*d/8 columns.
-  At (200k, 64, 32) on a 2-core AMD EPYC CPU, in four interleaved runs, an EM
-  iteration took 0.35-0.47 s with 8 blocks, 0.44-0.51 s with pairs and
-  0.37-0.56 s in full (the last two swapped places from run to run); pairs stay
-  faster for d < 32 and are what accelerators were measured with.
-  """
-  c, d = xs.shape
-  k = resp.shape[1]
-  if d > 2 * k:
-    weighted = (resp[:, :, None] * xs[:, None, :]).reshape(c, k * d)
-    return jnp.transpose(_linalg.mm(xs.T, weighted).reshape(d, k, d), (1, 0, 2))
-  if d >= 32 and jax.default_backend() == "cpu":
-    return _block_scatter(xs, resp, n_blocks=min(8, d // 8))
-  return _pair_scatter(xs, resp)
+  on_or_above = jnp.asarray(block_of[:, None] <= block_of[None, :], xs.dtype)
+  strictly_above = jnp.asarray(block_of[:, None] < block_of[None, :], xs.dtype)
+  upper = (jnp.transpose(jnp.concatenate(parts, axis=-1), (1, 0, 2)) - cb) * on_or_above[None]
+  return upper + jnp.swapaxes(upper * strictly_above[None], -1, -2)
 
 
 def chunk_stats(
     xs: jax.Array,
     resp: jax.Array,
-    shift: jax.Array,
+    centers: jax.Array,
     covariance_type: str,
     log_likelihood: jax.Array,
     total_weight: jax.Array,
 ) -> SuffStats:
-  """Statistics of one chunk.
+  """Statistics of one chunk, each component's moments about its own centre.
+
+  With v_ik = x_i - c_k and b_k = sum_i r_ik v_ik, the scatter about c_k is
+  sum_i r_ik x_i v_ik^T - c_k b_k^T: one `[d, c] x [c, k*d]` GEMM with the
+  rows as the shared left operand (as fast as an uncentred scatter), and a
+  rounding error of eps |x - 0| |x - c_k| rather than eps |x - 0|^2. The
+  rows `xs` are in coordinates centred on the data, so |x| is the distance
+  to the data mean. Diagonal types are elementwise and exact.
 
   Args:
-    xs: `[c, d]` rows minus `shift`.
+    xs: `[c, d]` rows, in coordinates centred near the data.
     resp: `[c, k]` responsibilities times sample weights.
-    shift: `[d]` the shift subtracted from the rows.
+    centers: `[k, d]` a point near each component's mean (same coordinates).
     covariance_type: static.
     log_likelihood, total_weight: `[]` sums carried into the result.
   """
+  c, d = xs.shape
+  k = resp.shape[1]
   counts = jnp.sum(resp, axis=0)
-  mean_s = _safe_div(_linalg.mm(resp.T, xs), counts[:, None])
+  weighted = resp[:, :, None] * (xs[:, None, :] - centers[None])  # [c, k, d]
+  b = jnp.sum(weighted, axis=0)
   if covariance_type == "full":
-    s2 = _scatter(xs, resp)
+    # The GEMM form: all k scatters in one product (XLA's batched dot is several times slower on CPU).
+    s2 = _scatter(xs, weighted, centers, b)
   elif covariance_type == "tied":
-    s2 = _linalg.mm(xs.T, jnp.sum(resp, axis=1, keepdims=True) * xs)
+    s2 = _linalg.mm(xs.T, jnp.sum(weighted, axis=1)) - jnp.einsum("kd,ke->de", centers, b)
   else:
-    s2 = _linalg.mm(resp.T, xs * xs)
-  m2 = s2 - _outer_sum(counts, mean_s, covariance_type)
+    s2 = jnp.sum(weighted * (xs[:, None, :] - centers[None]), axis=0)
+  mean_offset = safe_div(b, counts[:, None])
   return SuffStats(
       counts=counts,
-      means=mean_s + shift[None, :],
-      m2=m2,
+      means=centers + mean_offset,
+      m2=s2 - outer_sum(counts, mean_offset, mean_offset, covariance_type),
       log_likelihood=log_likelihood,
       total_weight=total_weight,
       covariance_type=covariance_type,
@@ -170,108 +134,182 @@ def chunk_stats(
 
 def merge(a: SuffStats, b: SuffStats) -> SuffStats:
   """Exact statistics of the union of two disjoint sets of rows (Chan et al.)."""
+  if not isinstance(a, SuffStats) or not isinstance(b, SuffStats):
+    raise ValueError(f"merge takes two SuffStats, got {type(a).__name__} and {type(b).__name__}")
+  if a.covariance_type != b.covariance_type:
+    raise ValueError(f"cannot merge {a.covariance_type!r} statistics with {b.covariance_type!r} ones")
+  for field in ("counts", "means", "m2"):
+    if jnp.shape(getattr(a, field)) != jnp.shape(getattr(b, field)):
+      raise ValueError(f"cannot merge statistics with {field} of shapes {jnp.shape(getattr(a, field))} "
+                       f"and {jnp.shape(getattr(b, field))}")
   counts = a.counts + b.counts
   delta = b.means - a.means
-  frac_b = _safe_div(b.counts, counts)
-  coef = _safe_div(a.counts * b.counts, counts)
+  frac_b = safe_div(b.counts, counts)
+  coef = safe_div(a.counts * b.counts, counts)
   return SuffStats(
       counts=counts,
       means=a.means + frac_b[:, None] * delta,
-      m2=a.m2 + b.m2 + _outer_sum(coef, delta, a.covariance_type),
+      m2=a.m2 + b.m2 + outer_sum(coef, delta, delta, a.covariance_type),
       log_likelihood=a.log_likelihood + b.log_likelihood,
       total_weight=a.total_weight + b.total_weight,
       covariance_type=a.covariance_type,
   )
 
 
-RespFn = Callable[[jax.Array, jax.Array, jax.Array | None], tuple[jax.Array, jax.Array]]
+RespFn = Callable[[jax.Array, jax.Array], tuple[jax.Array, jax.Array]]
 
 
 def accumulate(
     resp_fn: RespFn,
     x: jax.Array,
     weights: jax.Array | None,
-    extra: jax.Array | None,
+    centers: jax.Array,
     *,
-    n_components: int,
     covariance_type: str,
-    shift: jax.Array,
-    chunk_size: int | None,
+    shift: jax.Array | None = None,
+    scale: jax.Array | None = None,
+    chunk_size: int | None = None,
 ) -> SuffStats:
   """One chunked pass over `x`, merging `chunk_stats` of every chunk.
 
-  `resp_fn(start, xs, extra_chunk) -> (resp [c, k], log_lik [c])` gives the
-  responsibilities of the shifted chunk `xs` whose first row is `start`.
+  Each chunk is mapped to `(rows - shift) / scale` (the fit's working
+  coordinates) before `resp_fn(start, xs) -> (resp [c, k], log_lik [c])`
+  gives its responsibilities; `centers [k, d]` are in those coordinates and
+  so is the result.
   """
   n, d = x.shape
-  width = n_components * d if covariance_type == "full" else max(n_components, d)
+  k = centers.shape[0]
   if chunk_size is None:
-    chunk_size = _chunking.default_chunk_size(n, width)
+    chunk_size = _chunking.default_chunk_size(n, k * d)
 
   def fn(start, rows):
-    xc, wc, ec = rows
-    xs = xc - shift[None, :]
-    resp, ll = resp_fn(start, xs, ec)
+    xc, wc = rows
+    xs = xc if shift is None else xc - shift[None, :]
+    xs = xs if scale is None else xs / scale
+    resp, ll = resp_fn(start, xs)
     if wc is None:
       total = jnp.asarray(xc.shape[0], x.dtype)
     else:
-      resp = resp * wc[:, None]
-      ll = ll * wc
+      resp = jnp.where(wc[:, None] > 0, resp * wc[:, None], 0)
+      ll = jnp.where(wc > 0, ll * wc, 0)  # padding rows may sit where a density underflows
       total = jnp.sum(wc)
-    return chunk_stats(xs, resp, shift, covariance_type, jnp.sum(ll), total)
+    return chunk_stats(xs, resp, centers, covariance_type, jnp.sum(ll), total)
 
-  return _chunking.chunked_reduce(fn, merge, (x, weights, extra), chunk_size)
+  return _chunking.chunked_reduce(fn, merge, (x, weights), chunk_size)
 
 
-def suff_stats_unchecked(
+def e_step_stats(
     params: GMMParams,
     x: jax.Array,
     weights: jax.Array | None = None,
+    *,
     chunk_size: int | None = None,
 ) -> SuffStats:
-  shift = jax.lax.stop_gradient(model_mean(params))
-  log_prob_fn = component_log_prob_fn(params, shift)
+  """E-step statistics of `x` under `params` (no checks; traced)."""
+  origin = jax.lax.stop_gradient(model_mean(params))
+  log_prob_fn = component_log_prob_fn(params, origin)
 
-  def resp_fn(start, xs, _):
+  def resp_fn(start, xs):
     lp = log_prob_fn(xs)
     ll = jax.nn.logsumexp(lp, axis=-1)
     return jnp.exp(lp - ll[:, None]), ll
 
-  return accumulate(
-      resp_fn,
-      x,
-      weights,
-      None,
-      n_components=params.means.shape[0],
-      covariance_type=params.covariance_type,
-      shift=shift,
-      chunk_size=chunk_size,
+  centers = jax.lax.stop_gradient(params.means) - origin[None, :]
+  stats = accumulate(resp_fn, x, weights, centers, covariance_type=params.covariance_type, shift=origin,
+                     chunk_size=chunk_size)
+  return shifted(stats, origin)
+
+
+def shifted(stats: SuffStats, shift: jax.Array) -> SuffStats:
+  """The same statistics with every row moved by `shift [d]`."""
+  return SuffStats(stats.counts, stats.means + shift[None, :], stats.m2, stats.log_likelihood,
+                   stats.total_weight, stats.covariance_type)
+
+
+def _stats_from_resp(x, resp, w, covariance_type, chunk_size):
+  # A first, cheap pass finds each component's mean to centre the second one on.
+  shift = jax.lax.stop_gradient(jnp.mean(x, axis=0))
+  k = resp.shape[1]
+  zeros = jnp.zeros((k, x.shape[1]), x.dtype)
+  given = lambda start, xs: (jax.lax.dynamic_slice_in_dim(resp, start, xs.shape[0]), jnp.zeros(xs.shape[:1], xs.dtype))
+  rough = accumulate(
+      given, x, w, zeros, covariance_type="spherical", shift=shift, chunk_size=chunk_size,
   )
+  stats = accumulate(
+      given, x, w, jax.lax.stop_gradient(rough.means),
+      covariance_type=covariance_type, shift=shift, chunk_size=chunk_size,
+  )
+  return shifted(stats, shift)
 
 
-def suff_stats(
-    params: GMMParams,
+_stats_from_resp_jit = jax.jit(_stats_from_resp, static_argnums=(3, 4))
+
+
+def stats_from_responsibilities(
     x: ArrayLike,
-    weights: ArrayLike | None = None,
+    resp: ArrayLike,
     *,
+    covariance_type: str = "full",
+    weights: ArrayLike | None = None,
     chunk_size: int | None = None,
 ) -> SuffStats:
-  """E-step statistics of `x` under `params`, in one chunked pass.
+  """Statistics of `x` under given (hard or soft) responsibilities.
 
   Args:
-    params: mixture parameters.
     x: `[n, d]` points.
+    resp: `[n, k]` responsibilities: rows of non-negative numbers (one-hot
+      rows for hard assignments). Differentiable in `x` and `resp`.
+    covariance_type: "full", "diag", "spherical" or "tied" (static).
     weights: optional `[n]` non-negative sample weights.
-    chunk_size: rows per chunk (static); default bounds memory per chunk.
+    chunk_size: rows per chunk (static).
 
   Returns:
-    `SuffStats`; `merge` them across batches, devices or hosts, then call
-    `params_from_stats` for the M-step.
+    `SuffStats` with `log_likelihood` 0; `params_from_stats` is the M-step.
   """
-  _checks.params(params)
-  x = _checks.as_points(x, params)
+  x = _checks.data(x)
+  check_covariance_type(covariance_type)
+  resp = jnp.asarray(resp, x.dtype)
+  if resp.ndim != 2 or resp.shape[0] != x.shape[0]:
+    raise ValueError(f"resp must have shape [{x.shape[0]}, k], got {resp.shape}")
+  if _checks.is_concrete(resp) and not bool(jnp.all(resp >= 0)):
+    raise ValueError("resp must be non-negative (and finite)")
   w = None if weights is None else _checks.as_weights(weights, x)
-  return suff_stats_unchecked(params, x, w, chunk_size)
+  return _stats_from_resp_jit(x, resp, w, covariance_type, chunk_size)
+
+
+def covariances_from_stats(stats: SuffStats, reg_covar: ArrayLike) -> jax.Array:
+  """Regularised covariances of the M-step, scikit-learn's `covariances_` shape."""
+  cov_type = stats.covariance_type
+  dtype = stats.means.dtype
+  reg = jnp.asarray(reg_covar, dtype)
+  nk = stats.counts + 10 * jnp.finfo(dtype).eps
+  d = stats.means.shape[-1]
+  if cov_type == "full":
+    cov = stats.m2 / nk[:, None, None]
+    return 0.5 * (cov + jnp.swapaxes(cov, -1, -2)) + reg * jnp.eye(d, dtype=dtype)[None]
+  if cov_type == "tied":
+    cov = stats.m2 / jnp.sum(nk)
+    return 0.5 * (cov + cov.T) + reg * jnp.eye(d, dtype=dtype)
+  if cov_type == "diag":
+    return jnp.maximum(stats.m2 / nk[:, None], 0) + reg
+  return jnp.mean(jnp.maximum(stats.m2 / nk[:, None], 0), axis=-1) + reg
+
+
+def m_step_checked(stats: SuffStats, reg_covar: ArrayLike) -> tuple[GMMParams, jax.Array]:
+  """M-step, and `[]` whether every covariance was positive definite without
+  help (the factorisation otherwise adds a round-off-sized diagonal load)."""
+  cov_type = stats.covariance_type
+  dtype = stats.means.dtype
+  nk = stats.counts + 10 * jnp.finfo(dtype).eps
+  cov = covariances_from_stats(stats, reg_covar)
+  prec_chol, ok = _linalg.precision_cholesky_checked(cov, cov_type)
+  params = GMMParams(
+      weights=nk / jnp.sum(nk),
+      means=stats.means * (stats.counts / nk)[:, None],
+      precisions_cholesky=prec_chol,
+      covariance_type=cov_type,
+  )
+  return params, ok
 
 
 def params_from_stats(stats: SuffStats, reg_covar: ArrayLike = 1e-6) -> GMMParams:
@@ -287,27 +325,5 @@ def params_from_stats(stats: SuffStats, reg_covar: ArrayLike = 1e-6) -> GMMParam
   Returns:
     `GMMParams` of the same covariance type.
   """
-  cov_type = stats.covariance_type
-  check_covariance_type(cov_type)
-  dtype = stats.means.dtype
-  reg = jnp.asarray(reg_covar, dtype)
-  nk = stats.counts + 10 * jnp.finfo(dtype).eps
-  weights = nk / jnp.sum(nk)
-  means = stats.means * (stats.counts / nk)[:, None]
-  d = means.shape[-1]
-  if cov_type == "full":
-    cov = stats.m2 / nk[:, None, None]
-    cov = 0.5 * (cov + jnp.swapaxes(cov, -1, -2)) + reg * jnp.eye(d, dtype=dtype)[None]
-  elif cov_type == "tied":
-    cov = stats.m2 / jnp.sum(nk)
-    cov = 0.5 * (cov + cov.T) + reg * jnp.eye(d, dtype=dtype)
-  elif cov_type == "diag":
-    cov = jnp.maximum(stats.m2 / nk[:, None], 0) + reg
-  else:
-    cov = jnp.mean(jnp.maximum(stats.m2 / nk[:, None], 0), axis=-1) + reg
-  return GMMParams(
-      weights=weights,
-      means=means,
-      precisions_cholesky=_linalg.precision_cholesky(cov, cov_type),
-      covariance_type=cov_type,
-  )
+  check_covariance_type(stats.covariance_type)
+  return m_step_checked(stats, reg_covar)[0]

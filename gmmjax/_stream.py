@@ -16,9 +16,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from jax.typing import ArrayLike
-from tqdm.auto import tqdm
-
-from . import _checks, _init, _sharded, _stats
+from . import _checks, _em, _init, _sharded, _stats
+from ._frame import data_frame, to_frame
+from ._options import EMOptions, check_fit_args
 from ._types import FitResult, GMMParams
 
 Batch = ArrayLike | tuple[ArrayLike, ArrayLike]
@@ -54,7 +54,7 @@ class _Feeder:
   shards and placed as this process's part of a global array.
   """
 
-  def __init__(self, dtype, n_features: int, sharded: _sharded.ShardedStats | None, rows: int):
+  def __init__(self, dtype, n_features: int, sharded: _sharded.Sharded | None, rows: int):
     self.dtype = dtype
     self.n_features = n_features
     self.sharded = sharded
@@ -83,34 +83,37 @@ class _Feeder:
     return x, w
 
 
-@functools.partial(jax.jit, static_argnames=("stats_fn", "chunk_size"))
-def _batch_stats(params, x, w, *, stats_fn, chunk_size):
-  return stats_fn(params, x, w, chunk_size)
+@functools.partial(jax.jit, static_argnames=("backend", "chunk_size"))
+def _batch_stats(params, x, w, frame, *, backend, chunk_size):
+  return _em.em_stats(backend, params, x, w, frame, chunk_size)
 
 
 _merge = jax.jit(_stats.merge)
-_m_step = jax.jit(_stats.params_from_stats)
+_m_step = jax.jit(_stats.m_step_checked)
+_advance = jax.jit(_em.advance)
 
 
-def _one_pass(params, next_pass, feed, stats_fn, chunk_size) -> _stats.SuffStats:
+def _one_pass(params, frame, next_pass, feed, backend, chunk_size) -> _stats.SuffStats:
   acc = None
   for batch in next_pass():
     x, w = feed(batch)
-    s = _batch_stats(params, x, w, stats_fn=stats_fn, chunk_size=chunk_size)
+    s = _batch_stats(params, x, w, frame, backend=backend, chunk_size=chunk_size)
     acc = s if acc is None else _merge(acc, s)
   if acc is None:
     raise ValueError("batches yielded no data")
   return acc
 
 
-@functools.partial(
-    jax.jit, static_argnames=("stats_fn", "n_components", "covariance_type", "init", "chunk_size")
-)
-def _initial_params(key, x, w, reg_covar, *, stats_fn, n_components, covariance_type, init, chunk_size):
-  kwargs = dict(n_components=n_components, covariance_type=covariance_type, init=init, chunk_size=chunk_size)
-  if isinstance(stats_fn, _sharded.ShardedStats):
-    return _sharded.initial_params(key, x, w, reg_covar, stats=stats_fn, **kwargs)
-  return _init.initial_params(key, x, w, reg_covar, **kwargs)
+@functools.partial(jax.jit, static_argnames=("backend", "options"))
+def _start(key, x, w, init_params, reg_covar, *, backend, options):
+  """The working frame of the first batch and the initial parameters in it."""
+  frame = backend.call(data_frame, x, w)
+  reg = reg_covar / frame.scale**2
+  if init_params is None:
+    params = _init.initial_params(key, x, w, reg, frame, None, backend=backend, options=options)
+  else:
+    params = to_frame(init_params, frame)
+  return frame, reg, params
 
 
 def fit_stream(
@@ -166,61 +169,50 @@ def fit_stream(
     ValueError: on a one-shot iterator, an empty stream, inconsistent or
       non-finite batches, or invalid settings.
   """
-  _checks.covariance_type(covariance_type)
-  if init not in _init.INITS:
-    raise ValueError(f"init must be one of {_init.INITS}, got {init!r}")
-  if isinstance(max_iter, bool) or not isinstance(max_iter, int) or max_iter < 1:
-    raise ValueError(f"max_iter must be a positive integer, got {max_iter!r}")
-  if chunk_size is not None and (not isinstance(chunk_size, int) or chunk_size < 1):
-    raise ValueError(f"chunk_size must be a positive integer, got {chunk_size!r}")
-  _checks.positive(tol, "tol", allow_zero=True)
-  _checks.positive(reg_covar, "reg_covar", allow_zero=True)
+  options = EMOptions(n_components, covariance_type, max_iter, init, 1, chunk_size)
   next_pass = _passes(batches)
   first = next(next_pass(), None)
   if first is None:
     raise ValueError("batches yielded no data")
   x0, _ = _split(first)
   x0 = _checks.data(x0 if isinstance(x0, jax.Array) else np.asarray(x0), "batch")
-  stats_fn = _stats.suff_stats_unchecked if mesh is None else _sharded.ShardedStats(mesh, axis)
-  feed = _Feeder(x0.dtype, x0.shape[1], None if mesh is None else stats_fn, x0.shape[0])
+  backend = _em.Local() if mesh is None else _sharded.Sharded(mesh, axis)
+  feed = _Feeder(x0.dtype, x0.shape[1], None if mesh is None else backend, x0.shape[0])
   dtype = x0.dtype
-  reg = jnp.asarray(reg_covar, dtype)
+  init_params = check_fit_args(options, x0.shape[0] if init_params is None else None, x0.shape[1], tol,
+                               reg_covar, init_params, dtype)
+  x, w = feed(first)
+  frame, reg, params = _start(key, x, w, init_params, jnp.asarray(reg_covar, dtype), backend=backend,
+                              options=options)
+  # The bookkeeping of each pass is the in-memory loop's own `advance`.
+  state = _em.init_state(params, max_iter)
+  tol = jnp.asarray(tol, dtype)
+  progress_bar = _progress(max_iter, progress)
+  while int(state.n_iter) < max_iter and not bool(state.converged) and not bool(state.failed):
+    stats = _one_pass(state.params, frame, next_pass, feed, backend, chunk_size)
+    new, ok = _m_step(stats, reg)
+    state = _advance(state, new, stats.log_likelihood / stats.total_weight, ok, tol)
+    progress_bar(float(state.log_likelihood))
+  progress_bar(None)
+  _em.check_failed(state.failed)
+  return _em.result_from(state, frame)
 
-  if init_params is None:
-    x, w = feed(first)
-    n_components = _checks.n_components(n_components, x0.shape[0])
-    params = _initial_params(
-        key, x, w, reg,
-        stats_fn=stats_fn, n_components=n_components, covariance_type=covariance_type, init=init,
-        chunk_size=chunk_size,
-    )
-  else:
-    _checks.params(init_params, x0.shape[1])
-    if init_params.covariance_type != covariance_type or init_params.means.shape[0] != n_components:
-      raise ValueError(
-          f"init_params are {init_params.covariance_type!r} with {init_params.means.shape[0]} "
-          f"components, but fit_stream asked for {covariance_type!r} with {n_components}"
-      )
-    params = jax.tree.map(lambda a: jnp.asarray(a, dtype), init_params)
 
-  trace = np.full((max_iter,), np.nan, dtype)
-  ll_prev, ll, converged, n_iter = -np.inf, np.nan, False, 0
-  bar = tqdm(total=max_iter, desc="fit_stream", unit="pass", disable=not progress)
-  while n_iter < max_iter and not converged:
-    stats = _one_pass(params, next_pass, feed, stats_fn, chunk_size)
-    params = _m_step(stats, reg)
-    ll = float(stats.log_likelihood / stats.total_weight)
-    trace[n_iter] = ll
-    n_iter += 1
-    converged = abs(ll - ll_prev) < tol
-    ll_prev = ll
-    bar.update(1)
-    bar.set_postfix(log_likelihood=f"{ll:.6g}")
-  bar.close()
-  return FitResult(
-      params=params,
-      log_likelihood=jnp.asarray(ll, dtype),
-      n_iter=jnp.asarray(n_iter),
-      converged=jnp.asarray(converged),
-      log_likelihood_trace=jnp.asarray(trace),
-  )
+def _progress(total: int, enabled: bool):
+  """A tqdm bar over the passes when tqdm is installed and `enabled`."""
+  try:
+    from tqdm.auto import tqdm
+  except ImportError:
+    enabled = False
+  if not enabled:
+    return lambda ll: None
+  bar = tqdm(total=total, desc="fit_stream", unit="pass")
+
+  def update(ll):
+    if ll is None:
+      bar.close()
+    else:
+      bar.update(1)
+      bar.set_postfix(log_likelihood=f"{ll:.6g}")
+
+  return update

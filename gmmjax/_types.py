@@ -127,6 +127,9 @@ class FitResult(NamedTuple):
     converged: `[]` whether the change in `log_likelihood` fell below `tol`.
     log_likelihood_trace: `[max_iter]` `log_likelihood` after each iteration;
       entries from `n_iter` on are NaN.
+    failed: `[]` whether an M-step met an ill-defined covariance (a
+      collapsed component with too small a `reg_covar`); the fit then stopped
+      at the last good parameters. An eager `fit` raises instead.
   """
 
   params: GMMParams
@@ -134,3 +137,4 @@ class FitResult(NamedTuple):
   n_iter: jax.Array
   converged: jax.Array
   log_likelihood_trace: jax.Array
+  failed: jax.Array

@@ -26,7 +26,6 @@ nearest seed, rather than from point masses with `reg_covar` covariances.
 
 from __future__ import annotations
 
-import functools
 import math
 import warnings
 from numbers import Integral, Real
@@ -46,8 +45,9 @@ except ImportError as err:  # pragma: no cover - depends on the environment
       "gmmjax.sklearn needs scikit-learn: pip install 'gmmjax[interop]' (or pip install scikit-learn)"
   ) from err
 
-from . import _em, _init, _select
+from . import _em, _select
 from ._logprob import e_step, log_prob
+from ._options import EMOptions
 from ._sample import sample as _sample
 from ._types import GMMParams
 
@@ -74,38 +74,6 @@ def _key(random_state) -> jax.Array:
   """A JAX key drawn from a scikit-learn `random_state` (None, int, RandomState)."""
   rng = check_random_state(random_state)
   return jax.random.key(int(rng.randint(np.iinfo(np.int32).max)))
-
-
-@functools.partial(jax.jit, static_argnames=("n_components", "covariance_type", "init"))
-def _initial_params(key, x, w, reg_covar, *, n_components, covariance_type, init):
-  return _init.initial_params(
-      key, x, w, reg_covar,
-      n_components=n_components, covariance_type=covariance_type, init=init, chunk_size=None,
-  )
-
-
-@functools.partial(jax.jit, static_argnames=("max_iter",))
-def _continue_em(params, x, w, lower_bound, tol, reg_covar, *, max_iter):
-  """EM from `params`, comparing the first iteration with `lower_bound`.
-
-  This is how scikit-learn's `warm_start` continues: the stopping rule carries
-  over from the previous fit instead of restarting from minus infinity.
-
-  Returns:
-    `(params, lower_bound [], n_iter [], converged [], trace [max_iter])`.
-  """
-
-  def cond(state):
-    _, _, n_iter, converged, _ = state
-    return (n_iter < max_iter) & ~converged
-
-  def body(state):
-    params, ll_prev, n_iter, _, trace = state
-    params, ll = _em.em_step_unchecked(params, x, w, reg_covar)
-    return params, ll, n_iter + 1, jnp.abs(ll - ll_prev) < tol, trace.at[n_iter].set(ll)
-
-  init = (params, lower_bound, jnp.asarray(0), jnp.asarray(False), jnp.full((max_iter,), jnp.nan, x.dtype))
-  return jax.lax.while_loop(cond, body, init)
 
 
 def _check_weights_init(weights, n_components, dtype):
@@ -289,8 +257,9 @@ class GaussianMixture(DensityMixin, BaseEstimator):
     warm = self.warm_start and hasattr(self, "converged_")
 
     with _x64():
-      x = jnp.asarray(X)
-      w = None if w is None else jnp.asarray(w)
+      # NumPy arrays go straight to the compiled fit (an eager conversion compiles per shape).
+      x = X
+
       key = _key(self.random_state)
       if warm:
         best = self._fit_warm(x, w)
@@ -306,16 +275,11 @@ class GaussianMixture(DensityMixin, BaseEstimator):
           if best is None or run[1] > best[1]:
             best = run
       else:
-        result = _em.fit(
-            key, x, self.n_components,
-            covariance_type=self.covariance_type, max_iter=self.max_iter, tol=self.tol,
-            reg_covar=self.reg_covar, init=INIT_NAMES[self.init_params], n_init=self.n_init, weights=w,
-        )
-        best = self._unpack(result.params, result.log_likelihood, result.n_iter, result.converged,
-                            result.log_likelihood_trace)
+        best = self._unpack(_em.run(key, x, w, None, self.tol, self.reg_covar,
+                                    options=self._options(n_init=self.n_init)))
       params, lower_bound, n_iter, converged, trace = best
       self._set_params_from(params)
-      labels = np.asarray(jnp.argmax(e_step(params, x)[1], axis=1))
+      labels = np.argmax(np.asarray(e_step(params, x)[1]), axis=1)
 
     self.n_iter_ = n_iter
     self.lower_bound_ = lower_bound
@@ -341,11 +305,7 @@ class GaussianMixture(DensityMixin, BaseEstimator):
     weights, means, precisions = inits
     if weights is not None and means is not None and precisions is not None:
       return GMMParams.from_precisions(weights, means, precisions, self.covariance_type)
-    params = _initial_params(
-        key, x, w, jnp.asarray(self.reg_covar, x.dtype),
-        n_components=self.n_components, covariance_type=self.covariance_type,
-        init=INIT_NAMES[self.init_params],
-    )
+    params = _em.initial_params(key, x, w, self.reg_covar, options=self._options())
     prec_chol = params.precisions_cholesky
     if precisions is not None:
       prec_chol = GMMParams.from_precisions(
@@ -357,14 +317,13 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         covariance_type=self.covariance_type,
     )
 
-  def _fit_from(self, params, key, x, w):
-    result = _em.fit(
-        key, x, self.n_components,
-        covariance_type=self.covariance_type, max_iter=self.max_iter, tol=self.tol,
-        reg_covar=self.reg_covar, weights=w, init_params=params,
-    )
-    return self._unpack(result.params, result.log_likelihood, result.n_iter, result.converged,
-                        result.log_likelihood_trace)
+  def _options(self, n_init=1) -> EMOptions:
+    return EMOptions(self.n_components, self.covariance_type, max(self.max_iter, 1), INIT_NAMES[self.init_params],
+                     n_init)
+
+  def _fit_from(self, params, key, x, w, lower_bound=-np.inf):
+    return self._unpack(_em.run(key, x, w, params, self.tol, self.reg_covar, options=self._options(),
+                                lower_bound=lower_bound))
 
   def _fit_warm(self, x, w):
     params = self._params(x.dtype)
@@ -372,17 +331,13 @@ class GaussianMixture(DensityMixin, BaseEstimator):
       raise ValueError(f"X has {x.shape[1]} features, but the fitted mixture has {params.means.shape[1]}")
     if self.max_iter == 0:
       return params, -np.inf, 0, False, np.zeros((0,))
-    dtype = x.dtype
-    out = _continue_em(
-        params, x, w,
-        jnp.asarray(self.lower_bound_, dtype), jnp.asarray(self.tol, dtype), jnp.asarray(self.reg_covar, dtype),
-        max_iter=self.max_iter,
-    )
-    return self._unpack(*out)
+    # scikit-learn's warm start: the stopping rule carries over from the previous fit.
+    return self._fit_from(params, jax.random.key(0), x, w, lower_bound=self.lower_bound_)
 
   @staticmethod
-  def _unpack(params, lower_bound, n_iter, converged, trace):
-    return params, float(lower_bound), int(n_iter), bool(converged), np.asarray(trace)
+  def _unpack(result):
+    return (result.params, float(result.log_likelihood), int(result.n_iter), bool(result.converged),
+            np.asarray(result.log_likelihood_trace))
 
   def _set_params_from(self, params: GMMParams) -> None:
     self.weights_ = np.array(params.weights)
@@ -438,7 +393,7 @@ class GaussianMixture(DensityMixin, BaseEstimator):
     """
     X, dtype = self._validated(X)
     with _x64():
-      return np.asarray(log_prob(self._params(dtype), jnp.asarray(X, dtype)))
+      return np.asarray(log_prob(self._params(dtype), np.asarray(X, dtype)))
 
   def score(self, X, y=None):
     """Mean log-likelihood of the rows of `X`.
@@ -463,7 +418,7 @@ class GaussianMixture(DensityMixin, BaseEstimator):
     """
     X, dtype = self._validated(X)
     with _x64():
-      return np.asarray(jnp.exp(e_step(self._params(dtype), jnp.asarray(X, dtype))[1]))
+      return np.exp(np.asarray(e_step(self._params(dtype), np.asarray(X, dtype))[1]))
 
   def predict(self, X):
     """Most probable component of each row of `X`.

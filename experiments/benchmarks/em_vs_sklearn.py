@@ -2,11 +2,15 @@
 
 Run:  python experiments/benchmarks/em_vs_sklearn.py
       python experiments/benchmarks/em_vs_sklearn.py --sizes 20000,16,8 --types full   # quick
+      python experiments/benchmarks/em_vs_sklearn.py --baseline ../gmmjax-main   # against another checkout
 
 Prints, per (n, d, k, covariance type): seconds per iteration of both, the
 speed-up, and gmmjax's GFLOP/s against this machine's `jax.jit(jnp.dot)`
 float32 GFLOP/s (full covariance counts 4 n k d^2 flops per iteration: the
 E-step and M-step GEMMs).
+
+With `--baseline DIR`, the gmmjax of another checkout (its root folder) is timed in a
+subprocess of the same run, interleaved size by size, and the ratio is printed.
 
 gmmjax runs in float32. scikit-learn keeps the dtype it is given, so it is timed
 twice: on the same float32 array (the like-for-like figure) and on a float64
@@ -18,6 +22,8 @@ import datetime
 import json
 import os
 import platform
+import subprocess
+import sys
 import time
 
 import jax
@@ -99,7 +105,15 @@ def main():
   parser.add_argument("--sk-iters", type=int, default=3, help="scikit-learn iterations timed")
   parser.add_argument("--repeats", type=int, default=3, help="each fit's time is the best of this many")
   parser.add_argument("--json", default=None, help="also write the rows to this file")
+  parser.add_argument("--baseline", default=None, help="root of another gmmjax checkout to time beside this one")
+  parser.add_argument("--gmmjax-only", action="store_true", help=argparse.SUPPRESS)
   args = parser.parse_args()
+  if args.gmmjax_only:  # the baseline's side of a --baseline run: one JSON line of s/iter
+    n, d, k = (int(v) for v in args.sizes.split(","))
+    x = make_data(n, d, k)
+    start = gmmjax.fit(jax.random.key(0), x[: min(n, 20_000)], k, covariance_type=args.types, max_iter=3).params
+    print(json.dumps(time_gmmjax(x, start, args.iters, args.repeats)))
+    return
 
   peak = matmul_gflops()
   print(f"{datetime.date.today()}  {platform.processor() or platform.machine()}  {os.cpu_count()} cpus  "
@@ -119,7 +133,14 @@ def main():
       t_jx = time_gmmjax(x, start, args.iters, args.repeats)
       flops = 4 * n * k * d * d if cov_type == "full" else 6 * n * k * d
       gflops = flops / t_jx / 1e9
+      if args.baseline:
+        env = dict(os.environ, PYTHONPATH=os.path.abspath(args.baseline))
+        cmd = [sys.executable, __file__, "--gmmjax-only", "--sizes", size, "--types", cov_type,
+               "--iters", str(args.iters), "--repeats", str(args.repeats)]
+        t_base = float(subprocess.run(cmd, env=env, capture_output=True, text=True, check=True).stdout.split()[-1])
+        print(f"  baseline {args.baseline}: {t_base:.4f} s/it; this checkout / baseline = {t_jx / t_base:.3f}")
       rows.append(dict(n=n, d=d, k=k, type=cov_type, sklearn_s=t_sk, gmmjax_s=t_jx,
+                       baseline_s=t_base if args.baseline else None,
                        speedup=t_sk / t_jx, gflops=gflops, dot_gflops=peak,
                        sklearn_float64_s=t_sk64, speedup_vs_float64=t_sk64 / t_jx))
       print(f"{n:>8} {d:>4} {k:>4} {cov_type:>5} {t_sk:>13.4f} {t_jx:>12.4f} {t_sk / t_jx:>8.1f}x "

@@ -3,7 +3,7 @@
 An autoencoder's code, plus two reconstruction features (relative Euclidean
 error and cosine similarity), forms `z`; an estimation network maps `z` to soft
 memberships `gamma`; the mixture is the M-step of the core on `(z, gamma)`
-(`gmmjax._stats.chunk_stats` then `gmmjax.params_from_stats`, with `reg_covar` on
+(`gmmjax.stats_from_responsibilities` then `gmmjax.params_from_stats`, with `reg_covar` on
 every covariance diagonal), and a sample's energy is `-gmmjax.log_prob`.
 
 Numerics: the reconstruction features use norms with an epsilon inside the
@@ -20,7 +20,7 @@ import jax
 import jax.numpy as jnp
 from jax.typing import ArrayLike
 
-from .. import _stats
+from .._stats import params_from_stats, stats_from_responsibilities
 from .._logprob import log_prob as gmm_log_prob
 from .._types import GMMParams, check_covariance_type
 from . import networks
@@ -90,17 +90,8 @@ def mixture_from_memberships(
   check_covariance_type(covariance_type)
   if z.ndim != 2 or gamma.ndim != 2 or z.shape[0] != gamma.shape[0]:
     raise ValueError(f"z must be [n, d] and gamma [n, k] with the same n, got {z.shape} and {gamma.shape}")
-  # Centring near the data mean keeps float32 second moments accurate.
-  shift = jax.lax.stop_gradient(jnp.mean(z, axis=0))
-  stats = _stats.chunk_stats(
-      z - shift[None, :],
-      gamma,
-      shift,
-      covariance_type,
-      jnp.zeros((), z.dtype),
-      jnp.asarray(z.shape[0], z.dtype),
-  )
-  return _stats.params_from_stats(stats, reg_covar)
+  stats = stats_from_responsibilities(z, gamma, covariance_type=covariance_type)
+  return params_from_stats(stats, reg_covar)
 
 
 def energy(params: GMMParams, z: ArrayLike) -> jax.Array:
