@@ -73,11 +73,15 @@ def em_stats(backend, params: GMMParams, x, w, frame: Frame, chunk_size) -> _sta
   )
 
 
-@functools.partial(jax.jit, static_argnames=("backend", "chunk_size"))
-def _suff_stats(params, x, w, *, backend, chunk_size):
+def e_step_stats(params: GMMParams, x, w=None, *, backend=Local(), chunk_size=None) -> _stats.SuffStats:
+  """E-step statistics in the data's coordinates, the pass centred on the
+  model's mean (traced; no checks)."""
   origin = jax.lax.stop_gradient(model_mean(params))
   frame = Frame(origin, jnp.ones((), x.dtype))
   return _stats.shifted(em_stats(backend, to_frame(params, frame), x, w, frame, chunk_size), origin)
+
+
+_suff_stats = jax.jit(e_step_stats, static_argnames=("backend", "chunk_size"))
 
 
 def suff_stats(
@@ -116,10 +120,12 @@ def suff_stats(
 EMState = FitResult
 
 
-def init_state(params: GMMParams, max_iter: int, lower_bound=-jnp.inf) -> EMState:
+def init_state(params: GMMParams, max_iter: int, lower_bound=-jnp.inf, ok=True) -> EMState:
+  """The state before the first iteration; `ok` False (an ill-defined start)
+  leaves it failed, so no iteration runs."""
   dtype = params.means.dtype
   return FitResult(params, jnp.asarray(lower_bound, dtype), jnp.asarray(0), jnp.asarray(False),
-                   jnp.full((max_iter,), jnp.nan, dtype), jnp.asarray(False))
+                   jnp.full((max_iter,), jnp.nan, dtype), ~jnp.asarray(ok))
 
 
 def advance(state: EMState, params: GMMParams, ll, ok, tol) -> EMState:
@@ -218,20 +224,31 @@ def _step(params, x, w, reg, frame, active, *, backend, chunk_size):
   return mask_components(new, active), stats.log_likelihood / stats.total_weight, ok
 
 
+def working_frame(backend, x, w, reg_covar) -> tuple[Frame, jax.Array]:
+  """The frame of the data and `reg_covar` in its units (traced)."""
+  frame = backend.call(data_frame, x, w)
+  return frame, reg_covar / frame.scale / frame.scale  # scale**2 alone could overflow
+
+
+def starting_params(key, x, w, reg, frame, init_params, active, *, backend,
+                    options) -> tuple[GMMParams, jax.Array]:
+  """`init_params`, or the initialisation `options.init`, in the frame, and
+  whether its covariances were well defined (traced)."""
+  if init_params is None:
+    return _init.initial_params(key, x, w, reg, frame, active, backend=backend, options=options)
+  return mask_components(to_frame(init_params, frame), active), jnp.asarray(True)
+
+
 def _fit_program(key, x, w, init_params, tol, reg_covar, active, lower_bound, *, backend,
                  options: EMOptions) -> FitResult:
   """The whole fit as one program: frame, initialisation, EM loop, restarts."""
-  frame = backend.call(data_frame, x, w)
-  reg = reg_covar / frame.scale**2
+  frame, reg = working_frame(backend, x, w, reg_covar)
   log_jacobian = x.shape[1] * jnp.log(frame.scale)
   step = functools.partial(_step, backend=backend, chunk_size=options.chunk_size)
 
   def single(key):
-    if init_params is None:
-      params = _init.initial_params(key, x, w, reg, frame, active, backend=backend, options=options)
-    else:
-      params = mask_components(to_frame(init_params, frame), active)
-    state = init_state(params, options.max_iter, lower_bound + log_jacobian)
+    params, ok = starting_params(key, x, w, reg, frame, init_params, active, backend=backend, options=options)
+    state = init_state(params, options.max_iter, lower_bound + log_jacobian, ok)
     return em_loop(step, state, tol, options.max_iter, (x, w, reg, frame, active))
 
   if options.n_init == 1:
@@ -288,9 +305,7 @@ def run(key, x, w, init_params, tol, reg_covar, *, options: EMOptions, active=No
   rows = _sharded.row_sharding(x)
   if rows is None:
     backend = Local()
-    chunk = options.chunk_size or _chunking.default_chunk_size(x.shape[0], options.n_components * x.shape[1])
-    x, w = _padding.pad_rows(x, w, _padding.size_class(x.shape[0], chunk))
-    options = dataclasses.replace(options, chunk_size=chunk)
+    x, w, options = _padded(x, w, options)
   else:
     backend = _sharded.Sharded(*rows)
     _sharded.check_rows(x, *rows)
@@ -304,19 +319,25 @@ def run(key, x, w, init_params, tol, reg_covar, *, options: EMOptions, active=No
   return result
 
 
+def _padded(x, w, options: EMOptions):
+  """Rows padded to their size class, and the options with its chunk size."""
+  chunk = options.chunk_size or _chunking.default_chunk_size(x.shape[0], options.n_components * x.shape[1])
+  x, w = _padding.pad_rows(x, w, _padding.size_class(x.shape[0], chunk))
+  return x, w, dataclasses.replace(options, chunk_size=chunk)
+
+
 @functools.partial(jax.jit, static_argnames=("options",))
 def _initial_params(key, x, w, reg_covar, *, options: EMOptions) -> GMMParams:
-  frame = data_frame(x, w)
-  params = _init.initial_params(key, x, w, reg_covar / frame.scale**2, frame, None, backend=Local(), options=options)
+  frame, reg = working_frame(Local(), x, w, reg_covar)
+  params, _ = starting_params(key, x, w, reg, frame, None, None, backend=Local(), options=options)
   return from_frame(params, frame)
 
 
 def initial_params(key, x, w, reg_covar, *, options: EMOptions) -> GMMParams:
   """The starting parameters `fit` would use, in the data's coordinates
   (validated inputs; rows padded to their size class)."""
-  chunk = options.chunk_size or _chunking.default_chunk_size(x.shape[0], options.n_components * x.shape[1])
-  x, w = _padding.pad_rows(x, w, _padding.size_class(x.shape[0], chunk))
-  return _initial_params(key, x, w, jnp.asarray(reg_covar, x.dtype), options=dataclasses.replace(options, chunk_size=chunk))
+  x, w, options = _padded(x, w, options)
+  return _initial_params(key, x, w, jnp.asarray(reg_covar, x.dtype), options=options)
 
 
 def check_failed(failed) -> None:
@@ -488,7 +509,7 @@ def m_step(
 
 
 def em_step_unchecked(params, x, w, reg_covar, chunk_size=None):
-  stats = _stats.e_step_stats(params, x, w, chunk_size=chunk_size)
+  stats = e_step_stats(params, x, w, chunk_size=chunk_size)
   return _stats.params_from_stats(stats, reg_covar), stats.log_likelihood / stats.total_weight
 
 

@@ -9,7 +9,7 @@ from jax.typing import ArrayLike
 
 from . import _checks, _chunking, _linalg, _stats
 from ._frame import Frame, data_frame
-from ._options import INITS, EMOptions
+from ._options import EMOptions
 from ._types import GMMParams
 
 
@@ -224,11 +224,13 @@ def _random_resp(key, k):
   return resp_fn
 
 
-def initial_params(key, x, w, reg_covar, frame: Frame, active, *, backend, options: EMOptions) -> GMMParams:
+def initial_params(key, x, w, reg_covar, frame: Frame, active, *, backend,
+                   options: EMOptions) -> tuple[GMMParams, jax.Array]:
   """Starting parameters for EM by `options.init`, in the working
-  coordinates of `frame` (traced; no checks). The centre-based inits start
-  from the M-step of every row assigned to its nearest centre; `active [k]`
-  (or None) switches components off."""
+  coordinates of `frame` (traced; no checks), and `[]` whether their
+  covariances were well defined. The centre-based inits start from the
+  M-step of every row assigned to its nearest centre; `active [k]` (or None)
+  switches components off."""
   from ._em import mask_components  # the driver builds on this module
 
   k, cov_type, chunk_size = options.n_components, options.covariance_type, options.chunk_size
@@ -255,4 +257,5 @@ def initial_params(key, x, w, reg_covar, frame: Frame, active, *, backend, optio
   else:
     resp_of, args, about = _nearest_resp, (centers, active), centers
   stats = backend.reduce(resp_of, args, x, w, about, covariance_type=cov_type, frame=frame, chunk_size=chunk_size)
-  return mask_components(_stats.params_from_stats(stats, reg_covar), active)
+  params, ok = _stats.m_step_checked(stats, reg_covar)
+  return mask_components(params, active), ok

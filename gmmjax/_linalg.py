@@ -76,7 +76,9 @@ def precision_cholesky_checked(covariances: jax.Array, covariance_type: str) -> 
   positive definite (and finite) as given."""
   if covariance_type in ("full", "tied"):
     return _matrix_precision_cholesky(covariances)
-  return jax.lax.rsqrt(covariances), jnp.all((covariances > 0) & jnp.isfinite(covariances))
+  # A zero variance gets a finite (huge) precision; the flag says it was not positive.
+  ok = jnp.all((covariances > 0) & jnp.isfinite(covariances))
+  return jax.lax.rsqrt(jnp.maximum(covariances, jnp.finfo(covariances.dtype).tiny)), ok
 
 
 def precision_cholesky(covariances: jax.Array, covariance_type: str) -> jax.Array:

@@ -18,8 +18,7 @@ import jax
 import jax.numpy as jnp
 from jax.typing import ArrayLike
 
-from . import _checks, _em, _init, _stats
-from ._frame import data_frame, from_frame
+from . import _checks, _em, _stats
 from ._options import EMOptions, check_fit_args
 from ._types import GMMParams
 
@@ -65,12 +64,10 @@ def default_step_size(n_updates: ArrayLike, alpha: float = 0.6) -> jax.Array:
 def _init_state(key, x, w, init_params, reg_covar, *, options):
   chunk_size = options.chunk_size
   if init_params is None:
-    frame = data_frame(x, w)
-    params = from_frame(_init.initial_params(key, x, w, reg_covar / frame.scale**2, frame, None,
-                                             backend=_em.Local(), options=options), frame)
+    params = _em._initial_params(key, x, w, reg_covar, options=options)
   else:
     params = init_params
-  stats = _stats.e_step_stats(params, x, w, chunk_size=chunk_size)
+  stats = _em.e_step_stats(params, x, w, chunk_size=chunk_size)
   stats = _scale(stats, 1 / stats.total_weight)
   return OnlineState(
       params=_stats.params_from_stats(stats, reg_covar),
@@ -120,7 +117,7 @@ def online_init(
 
 
 def online_update_unchecked(state: OnlineState, x, w, step_size, chunk_size=None) -> OnlineState:
-  batch = _stats.e_step_stats(state.params, x, w, chunk_size=chunk_size)
+  batch = _em.e_step_stats(state.params, x, w, chunk_size=chunk_size)
   gamma = default_step_size(state.n_updates + 1) if step_size is None else step_size
   gamma = jnp.asarray(gamma, state.stats.means.dtype)
   stats = _stats.merge(_scale(state.stats, 1 - gamma), _scale(batch, gamma / batch.total_weight))

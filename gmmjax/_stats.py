@@ -17,7 +17,6 @@ import numpy as np
 from jax.typing import ArrayLike
 
 from . import _checks, _chunking, _linalg
-from ._logprob import component_log_prob_fn, model_mean
 from ._types import GMMParams, _pytree_dataclass, check_covariance_type
 
 
@@ -109,16 +108,16 @@ def chunk_stats(
     covariance_type: static.
     log_likelihood, total_weight: `[]` sums carried into the result.
   """
-  c, d = xs.shape
-  k = resp.shape[1]
   counts = jnp.sum(resp, axis=0)
   weighted = resp[:, :, None] * (xs[:, None, :] - centers[None])  # [c, k, d]
   b = jnp.sum(weighted, axis=0)
   if covariance_type == "full":
     # The GEMM form: all k scatters in one product (XLA's batched dot is several times slower on CPU).
     s2 = _scatter(xs, weighted, centers, b)
+    s2 = 0.5 * (s2 + jnp.swapaxes(s2, -1, -2))  # symmetric in exact arithmetic
   elif covariance_type == "tied":
     s2 = _linalg.mm(xs.T, jnp.sum(weighted, axis=1)) - jnp.einsum("kd,ke->de", centers, b)
+    s2 = 0.5 * (s2 + s2.T)
   else:
     s2 = jnp.sum(weighted * (xs[:, None, :] - centers[None]), axis=0)
   mean_offset = safe_div(b, counts[:, None])
@@ -196,28 +195,6 @@ def accumulate(
     return chunk_stats(xs, resp, centers, covariance_type, jnp.sum(ll), total)
 
   return _chunking.chunked_reduce(fn, merge, (x, weights), chunk_size)
-
-
-def e_step_stats(
-    params: GMMParams,
-    x: jax.Array,
-    weights: jax.Array | None = None,
-    *,
-    chunk_size: int | None = None,
-) -> SuffStats:
-  """E-step statistics of `x` under `params` (no checks; traced)."""
-  origin = jax.lax.stop_gradient(model_mean(params))
-  log_prob_fn = component_log_prob_fn(params, origin)
-
-  def resp_fn(start, xs):
-    lp = log_prob_fn(xs)
-    ll = jax.nn.logsumexp(lp, axis=-1)
-    return jnp.exp(lp - ll[:, None]), ll
-
-  centers = jax.lax.stop_gradient(params.means) - origin[None, :]
-  stats = accumulate(resp_fn, x, weights, centers, covariance_type=params.covariance_type, shift=origin,
-                     chunk_size=chunk_size)
-  return shifted(stats, origin)
 
 
 def shifted(stats: SuffStats, shift: jax.Array) -> SuffStats:

@@ -16,8 +16,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from jax.typing import ArrayLike
-from . import _checks, _em, _init, _sharded, _stats
-from ._frame import data_frame, to_frame
+from . import _checks, _em, _padding, _sharded, _stats
 from ._options import EMOptions, check_fit_args
 from ._types import FitResult, GMMParams
 
@@ -74,9 +73,7 @@ class _Feeder:
     n = x.shape[0]
     target = max(self.rows, -(-n // self.multiple) * self.multiple)
     if n < target:
-      w = jnp.ones((n,), self.dtype) if w is None else w
-      x = jnp.concatenate([x, jnp.zeros((target - n, self.n_features), self.dtype)])
-      w = jnp.concatenate([w, jnp.zeros((target - n,), self.dtype)])
+      x, w = _padding.pad_rows(x, w, target)
     if self.sharded is not None:
       x = _sharded.shard_rows(x, self.sharded.mesh, self.sharded.axis)
       w = None if w is None else _sharded.shard_rows(w, self.sharded.mesh, self.sharded.axis)
@@ -107,13 +104,9 @@ def _one_pass(params, frame, next_pass, feed, backend, chunk_size) -> _stats.Suf
 @functools.partial(jax.jit, static_argnames=("backend", "options"))
 def _start(key, x, w, init_params, reg_covar, *, backend, options):
   """The working frame of the first batch and the initial parameters in it."""
-  frame = backend.call(data_frame, x, w)
-  reg = reg_covar / frame.scale**2
-  if init_params is None:
-    params = _init.initial_params(key, x, w, reg, frame, None, backend=backend, options=options)
-  else:
-    params = to_frame(init_params, frame)
-  return frame, reg, params
+  frame, reg = _em.working_frame(backend, x, w, reg_covar)
+  params, ok = _em.starting_params(key, x, w, reg, frame, init_params, None, backend=backend, options=options)
+  return frame, reg, params, ok
 
 
 def fit_stream(
@@ -182,10 +175,10 @@ def fit_stream(
   init_params = check_fit_args(options, x0.shape[0] if init_params is None else None, x0.shape[1], tol,
                                reg_covar, init_params, dtype)
   x, w = feed(first)
-  frame, reg, params = _start(key, x, w, init_params, jnp.asarray(reg_covar, dtype), backend=backend,
+  frame, reg, params, ok = _start(key, x, w, init_params, jnp.asarray(reg_covar, dtype), backend=backend,
                               options=options)
   # The bookkeeping of each pass is the in-memory loop's own `advance`.
-  state = _em.init_state(params, max_iter)
+  state = _em.init_state(params, max_iter, ok=ok)
   tol = jnp.asarray(tol, dtype)
   progress_bar = _progress(max_iter, progress)
   while int(state.n_iter) < max_iter and not bool(state.converged) and not bool(state.failed):

@@ -1,7 +1,7 @@
 """Derivatives of `gmmjax.fit` (implicit, at the EM fixed point) and of `gmmjax.kmeans`.
 
 Oracle: central finite differences of the whole fit, in float64, with the EM loop run to
-convergence (tol 1e-14), where the implicit derivative is exact.
+convergence (to a fixed point of float64), where the implicit derivative is exact.
 """
 
 import jax
@@ -12,6 +12,10 @@ import pytest
 import gmmjax
 
 TYPES = ["full", "diag", "spherical", "tied"]
+# The log-likelihood is flat at the optimum: a change below 1e-14 still leaves the
+# parameters ~1e-7 away, enough to spoil finite differences. Stop only where EM
+# no longer moves the log-likelihood at all.
+TOL = 1e-300
 
 
 def _data(seed=0, n=40):
@@ -32,7 +36,7 @@ def _summary(result):
 
 
 def _fit(x, covariance_type="full", weights=None, reg_covar=1e-6, n_init=1):
-  return gmmjax.fit(jax.random.key(0), x, 2, covariance_type=covariance_type, tol=1e-14, max_iter=2000,
+  return gmmjax.fit(jax.random.key(0), x, 2, covariance_type=covariance_type, tol=TOL, max_iter=2000,
                     weights=weights, reg_covar=reg_covar, n_init=n_init)
 
 

@@ -11,7 +11,6 @@ import gzip
 import os
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -57,8 +56,8 @@ def _assert_close_to_optimum(r64, r32):
   trace = np.asarray(r32.log_likelihood_trace)
   assert not bool(r32.failed) and np.all(np.isfinite(trace))
   # float32 round-off of a mean of log-densities, amplified by the conditioning of
-  # components fitted to few heavy rows (scikit-learn's float32 EM moves as much).
-  tol = 3e-4 * max(1.0, abs(ll64))
+  # the fitted covariances (up to ~1e4 here).
+  tol = 1e-4 * max(1.0, abs(ll64))
   # At the float64 optimum, float32 EM stays there: no drop, no drift.
   np.testing.assert_allclose(trace, ll64, atol=tol)
   assert np.all(np.diff(trace) >= -tol)
@@ -71,7 +70,7 @@ def _assert_close_to_optimum(r64, r32):
     offset=st.floats(2.0, 300.0),
     tight=st.floats(1e-2, 1.0),
     scale=st.sampled_from([1e-12, 1.0, 1e3, 1e20]),
-    heavy=st.sampled_from([1.0, 1e4]),
+    heavy=st.sampled_from([1.0, 30.0]),
 )
 def test_float32_em_stays_at_the_float64_optimum(covariance_type, n_dup, offset, tight, scale, heavy):
   x, w = _family(0, n_dup, offset, tight, scale, heavy)
@@ -119,8 +118,10 @@ def test_a_fill_value_among_ordinary_data_is_refused_clearly():
 
 @pytest.mark.parametrize("covariance_type", TYPES)
 def test_reg_covar_zero_on_a_constant_column_fails_clearly(covariance_type):
+  """A constant column and a cluster of identical points: with reg_covar 0 no
+  covariance is defined (scikit-learn raises); with the default one is."""
   rng = np.random.default_rng(0)
-  x = rng.normal(size=(200, 3)).astype(np.float32)
+  x = np.concatenate([rng.normal(size=(100, 3)), np.full((100, 3), 8.0)]).astype(np.float32)
   x[:, 1] = 1.5
   with pytest.raises(ValueError, match="reg_covar"):
     gmmjax.fit(jax.random.key(0), x, 2, covariance_type=covariance_type, reg_covar=0.0)
