@@ -25,14 +25,33 @@ def key():
   return jax.random.key(0)
 
 
+# Compiled programs are kept across test modules (later modules reuse many of them) until the process
+# maps this many memory regions; see `_release_compiled_programs`.
+MAX_MAPPED_REGIONS = 20_000
+
+
+def _mapped_regions():
+  """Memory regions this process maps (Linux), or None where /proc is not available."""
+  try:
+    with open("/proc/self/maps", "rb") as f:
+      return sum(1 for _ in f)
+  except OSError:
+    return None
+
+
 @pytest.fixture(autouse=True, scope="module")
 def _release_compiled_programs():
-  """Drops JAX's compilation caches after each test module.
+  """Drops JAX's compilation caches after a test module once the process maps many regions.
 
   XLA's CPU backend maps about three memory regions per compiled program, and
   the suite compiles tens of thousands of programs; past the kernel's
   `vm.max_map_count` (65530 by default) LLVM's JIT cannot map new code and the
   process dies with SIGSEGV inside the compiler. Freed programs unmap theirs.
+  Clearing after every module would recompile the programs later modules share,
+  so the caches go only past `MAX_MAPPED_REGIONS` (a third of the default
+  limit), or after every module where the count cannot be read.
   """
   yield
-  jax.clear_caches()
+  regions = _mapped_regions()
+  if regions is None or regions > MAX_MAPPED_REGIONS:
+    jax.clear_caches()
