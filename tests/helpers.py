@@ -62,3 +62,15 @@ def call_with_encoder_input(monkeypatch, cls, method_name, x_in, fn):
     return fn()
   finally:
     monkeypatch.undo()
+
+
+def fast_only(values, *fast):
+  """`parametrize` values: those in `fast` run in the fast suite, the others are marked slow.
+
+  The fast suite then checks each oracle or invariant on one representative case and CI's slow run
+  checks the rest, so nothing leaves CI.
+  """
+  import pytest  # noqa: PLC0415
+
+  return [v if v in fast else pytest.param(*(v if isinstance(v, tuple) else (v,)), marks=pytest.mark.slow)
+          for v in values]

@@ -6,9 +6,8 @@ import numpy as np
 import pytest
 
 import gmmjax
-from gmmjax import _em
-from gmmjax import fit_masked
-from helpers import mixture_data, random_params
+from gmmjax import _em, fit_masked
+from helpers import fast_only, mixture_data, random_params
 
 
 def _datasets(b, n, k, d, covariance_type="full"):
@@ -26,7 +25,7 @@ def _assert_fits_equal(a, b, rtol=1e-9):
     np.testing.assert_allclose(getattr(a.params, name), getattr(b.params, name), rtol=1e-7, atol=1e-9)
 
 
-@pytest.mark.parametrize("covariance_type", ["full", "spherical"])
+@pytest.mark.parametrize("covariance_type", fast_only(["full", "spherical"], "spherical"))
 def test_vmap_over_datasets_equals_loop(covariance_type):
   xs = _datasets(4, 300, 3, 2, covariance_type)
   key = jax.random.key(0)
@@ -37,6 +36,7 @@ def test_vmap_over_datasets_equals_loop(covariance_type):
     _assert_fits_equal(jax.tree.map(lambda a: a[i], batched), gmmjax.fit(key, xs[i], 3, **kw))
 
 
+@pytest.mark.slow
 def test_vmap_over_keys_equals_loop_and_n_init():
   x = _datasets(1, 400, 4, 2)[0]
   keys = jax.random.split(jax.random.key(5), 6)
@@ -48,7 +48,7 @@ def test_vmap_over_keys_equals_loop_and_n_init():
   _assert_fits_equal(gmmjax.fit(jax.random.key(5), x, 4, max_iter=60, n_init=6), jax.tree.map(lambda a: a[best], batched))
 
 
-@pytest.mark.parametrize("covariance_type", gmmjax.COVARIANCE_TYPES)
+@pytest.mark.parametrize("covariance_type", fast_only(gmmjax.COVARIANCE_TYPES, "diag"))
 def test_masked_fits_over_k_equal_plain_fits(covariance_type):
   k_max, d = 4, 2
   x = _datasets(1, 500, 3, d, covariance_type)[0]
@@ -73,6 +73,7 @@ def test_masked_fits_over_k_equal_plain_fits(covariance_type):
     )
 
 
+@pytest.mark.slow
 def test_masked_default_init_selects_k_by_bic():
   truth = random_params(3, 3, 2, "full", spread=6.0)
   x, _ = mixture_data(4, truth, 1500)

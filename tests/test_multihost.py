@@ -78,7 +78,7 @@ def results(tmp_path_factory):
   env = dict(
       os.environ,
       JAX_PLATFORMS="cpu",
-      XLA_FLAGS=f"--xla_force_host_platform_device_count={DEVICES_PER_PROCESS}",
+      XLA_FLAGS=f"{os.environ.get('XLA_FLAGS', '')} --xla_force_host_platform_device_count={DEVICES_PER_PROCESS}",
   )
   here = os.path.dirname(os.path.abspath(__file__))
   procs = [

@@ -114,7 +114,7 @@ def _worker() -> dict:
 
 @pytest.fixture(scope="module")
 def report():
-  env = dict(os.environ, XLA_FLAGS=f"--xla_force_host_platform_device_count={N_DEVICES}", JAX_PLATFORMS="cpu")
+  env = dict(os.environ, XLA_FLAGS=f"{os.environ.get('XLA_FLAGS', '')} --xla_force_host_platform_device_count={N_DEVICES}", JAX_PLATFORMS="cpu")
   here = os.path.dirname(os.path.abspath(__file__))
   proc = subprocess.run([sys.executable, __file__], env=env, cwd=here, capture_output=True, text=True, timeout=600)
   assert proc.returncode == 0, proc.stderr[-4000:]

@@ -14,12 +14,12 @@ from sklearn.metrics import adjusted_rand_score
 from sklearn.model_selection import GridSearchCV
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
-from sklearn.utils.estimator_checks import parametrize_with_checks
+from sklearn.utils.estimator_checks import estimator_checks_generator
 
 import gmmjax
 from gmmjax.sklearn import GaussianMixture
 
-from helpers import mixture_data, random_params
+from helpers import fast_only, mixture_data, random_params
 
 COV_TYPES = gmmjax.COVARIANCE_TYPES
 FITTED = ("weights_", "means_", "covariances_", "precisions_", "precisions_cholesky_")
@@ -29,11 +29,43 @@ FITTED = ("weights_", "means_", "covariances_", "precisions_", "precisions_chole
 # unless SCIPY_ARRAY_API=1 is set (the estimator takes NumPy-convertible input
 # and does not declare array API support).
 EXPECTED_FAILED_CHECKS: dict[str, str] = {}
+# Checks that fit nothing (construction, parameters, tags, unfitted use, input
+# rejected before any compilation) run in the fast suite; the rest fit on data of
+# a new shape each, one compilation or more per check, and run with the slow tests.
+FAST_CHECKS = {
+    "check_estimator_cloneable",
+    "check_estimator_tags_renamed",
+    "check_valid_tag_types",
+    "check_estimator_repr",
+    "check_no_attributes_set_in_init",
+    "check_estimators_unfitted",
+    "check_do_not_raise_errors_in_init_or_set_params",
+    "check_mixin_order",
+    "check_parameters_default_constructible",
+    "check_get_params_invariance",
+    "check_set_params",
+    "check_fit1d",
+    "check_complex_data",
+    "check_estimators_empty_data_messages",
+    "check_all_zero_sample_weights_error",
+}
 
 
-@parametrize_with_checks(
-    [GaussianMixture()], expected_failed_checks=lambda est: EXPECTED_FAILED_CHECKS, xfail_strict=True
-)
+def _estimator_checks():
+  params = []
+  for item in estimator_checks_generator(
+      GaussianMixture(), expected_failed_checks=EXPECTED_FAILED_CHECKS, mark="xfail", xfail_strict=True
+  ):
+    values, marks = (item.values, list(item.marks)) if hasattr(item, "values") else (item, [])
+    name = getattr(values[1], "func", values[1]).__name__
+    keywords = getattr(values[1], "keywords", {})
+    suffix = "(" + ",".join(f"{k}={v}" for k, v in keywords.items()) + ")" if keywords else ""
+    marks += [] if name in FAST_CHECKS else [pytest.mark.slow]
+    params.append(pytest.param(*values, marks=marks, id=f"{name}{suffix}"))
+  return params
+
+
+@pytest.mark.parametrize("estimator, check", _estimator_checks())
 def test_sklearn_estimator_checks(estimator, check):
   with warnings.catch_warnings():
     warnings.simplefilter("ignore", ConvergenceWarning)
@@ -77,7 +109,7 @@ def _assert_same_fit(ours, theirs, x, rtol=1e-7):
   np.testing.assert_allclose(ours.aic(x), theirs.aic(x), rtol=1e-10)
 
 
-@pytest.mark.parametrize("covariance_type", COV_TYPES)
+@pytest.mark.parametrize("covariance_type", fast_only(COV_TYPES, "diag"))
 def test_same_fit_as_sklearn_from_same_init(covariance_type):
   x, _ = _data()
   kw = dict(n_components=3, covariance_type=covariance_type, tol=1e-6, max_iter=500, **_init(x, 3, covariance_type))
@@ -106,7 +138,7 @@ def test_convergence_warning_like_sklearn():
     GaussianMixture(**{**kw, "max_iter": 0}).fit(x)  # 0 iterations: initialisation only, no warning
 
 
-@pytest.mark.parametrize("covariance_type", ["full", "diag"])
+@pytest.mark.parametrize("covariance_type", fast_only(["full", "diag"], "diag"))
 def test_warm_start_continues_like_sklearn(covariance_type):
   x, _ = _data()
   kw = dict(
@@ -133,6 +165,7 @@ def test_warm_start_continues_like_sklearn(covariance_type):
   assert ours.n_iter_ == 1 and ours.converged_
 
 
+@pytest.mark.slow  # the fast suite has test_core_em.py::test_integer_weights_equal_repeated_rows
 @pytest.mark.parametrize("covariance_type", ["full", "tied", "spherical"])
 def test_integer_sample_weights_equal_repeated_rows_in_sklearn(covariance_type):
   x, _ = _data()
@@ -146,6 +179,7 @@ def test_integer_sample_weights_equal_repeated_rows_in_sklearn(covariance_type):
   np.testing.assert_allclose(ours.lower_bound_, theirs.lower_bound_, rtol=1e-10)
 
 
+@pytest.mark.slow
 def test_float32_in_float32_out_and_float64_in_float64_out():
   x, _ = _data()
   kw = dict(n_components=3, random_state=0, max_iter=20, tol=1e-3)
@@ -163,6 +197,7 @@ def test_float32_in_float32_out_and_float64_in_float64_out():
   assert GaussianMixture(n_components=2, random_state=0).fit(np.round(x * 10).astype(int)).means_.dtype == np.float64
 
 
+@pytest.mark.slow  # a fresh interpreter
 def test_float64_without_global_x64_and_config_left_alone():
   """Outside the test suite's x64 setting: float64 precision in a scoped context only."""
   repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -192,7 +227,7 @@ def test_float64_without_global_x64_and_config_left_alone():
   assert out.stdout.strip() == "ok"
 
 
-@pytest.mark.parametrize("init_params", ["kmeans", "k-means++", "random", "random_from_data"])
+@pytest.mark.parametrize("init_params", fast_only(["kmeans", "k-means++", "random", "random_from_data"], "kmeans"))
 def test_every_init_recovers_separated_clusters(init_params):
   x, z = mixture_data(5, random_params(4, 3, 3, "full", spread=8.0), 300)
   gm = GaussianMixture(3, init_params=init_params, n_init=3, random_state=0, max_iter=200).fit(x)
@@ -202,7 +237,7 @@ def test_every_init_recovers_separated_clusters(init_params):
   np.testing.assert_array_equal(again.means_, gm.means_)  # an int random_state is reproducible
 
 
-@pytest.mark.parametrize("given", ["weights_init", "means_init", "precisions_init"])
+@pytest.mark.parametrize("given", fast_only(["weights_init", "means_init", "precisions_init"], "means_init"))
 def test_partial_init_is_used(given):
   x, _ = _data()
   init = _init(x, 3, "diag")
@@ -263,6 +298,7 @@ def test_pipeline_and_grid_search():
   assert isinstance(search.best_estimator_, GaussianMixture) and search.best_estimator_.n_iter_ >= 1
 
 
+@pytest.mark.slow
 def test_sample_and_to_params():
   x, _ = _data()
   gm = GaussianMixture(3, covariance_type="tied", random_state=0, max_iter=300).fit(x)
@@ -281,6 +317,7 @@ def test_sample_and_to_params():
   np.testing.assert_allclose(np.asarray(gmmjax.log_prob(params, x)), gm.score_samples(x), rtol=1e-12)
 
 
+@pytest.mark.slow
 def test_verbose_prints_progress(capsys):
   x, _ = _data()
   GaussianMixture(3, verbose=2, verbose_interval=1, random_state=0, max_iter=300).fit(x)
