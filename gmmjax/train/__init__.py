@@ -18,7 +18,8 @@ State that is not trained by gradient (a GMM prior refitted by EM, batch statist
 `loss_fn(params, extra, batch, key) -> (loss, (metrics, new_extra))`. Models with several optimisers
 (GANs) write their own `train_step(state, batch, key) -> (state, metrics)` on their own
 `flax.struct.dataclass` state; `fit` only needs that signature. Restarting the same command resumes from
-the latest checkpoint in `workdir/checkpoints` and repeats the uninterrupted run step for step.
+the newest intact checkpoint in `workdir/checkpoints` and repeats the uninterrupted run step for step;
+a SIGKILL at any moment loses at most the steps since that checkpoint (see `fit`).
 """
 
 from . import plots as plots
@@ -26,10 +27,12 @@ from ._checkpoint import CheckpointError as CheckpointError
 from ._checkpoint import Checkpointer as Checkpointer
 from ._checkpoint import CorruptCheckpointError as CorruptCheckpointError
 from ._checkpoint import IncompatibleCheckpointError as IncompatibleCheckpointError
+from ._loop import ConfigMismatchError as ConfigMismatchError
 from ._loop import FitResult as FitResult
 from ._loop import evaluate as evaluate
 from ._loop import fit as fit
-from ._loop import read_metrics as read_metrics
+from ._workdir import WorkdirLockedError as WorkdirLockedError
+from ._workdir import read_metrics as read_metrics
 from ._optim import OptimizerConfig as OptimizerConfig
 from ._optim import make_optimizer as make_optimizer
 from ._optim import make_schedule as make_schedule
@@ -43,11 +46,13 @@ from ._state import make_train_step as make_train_step
 __all__ = [
     "CheckpointError",
     "Checkpointer",
+    "ConfigMismatchError",
     "CorruptCheckpointError",
     "FitResult",
     "IncompatibleCheckpointError",
     "OptimizerConfig",
     "TrainState",
+    "WorkdirLockedError",
     "data_mesh",
     "evaluate",
     "fit",
