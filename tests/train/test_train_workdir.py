@@ -6,7 +6,6 @@ import json
 import os
 import pathlib
 import shutil
-import signal
 import subprocess
 import sys
 import threading
@@ -85,7 +84,8 @@ def test_changed_config_is_refused_naming_the_fields_unless_forced(tmp_path):
   resume_worker.run(tmp_path, 6, config=config)
   saved = (tmp_path / "config.json").read_text()
   changed = {"learning_rate": 2e-3, "model": {"width": 32}, "progress": False}
-  with pytest.raises(train.CheckpointError, match=r"(?s)learning_rate: 0.001 .*0.002.*new workdir.*force") as e:
+  match = r"(?s)learning_rate: 0.001 .*0.002.*new workdir.*force"
+  with pytest.raises(train.CheckpointError, match=match) as e:
     resume_worker.run(tmp_path, 10, config=changed)
   assert isinstance(e.value, train.ConfigMismatchError)
   assert (tmp_path / "config.json").read_text() == saved
