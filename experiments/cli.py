@@ -1,4 +1,5 @@
-"""The command line every experiment shares: `--config NAME --workdir DIR --set KEY=VALUE ...`."""
+"""The command line every experiment shares: `--config NAME --workdir DIR --set KEY=VALUE ...
+[--resume=force]`."""
 
 import argparse
 import ast
@@ -21,10 +22,13 @@ def parse_overrides(config, pairs: list[str]):
 
 
 def parse_args(argv, description: str, default_config: str, choices=None) -> argparse.Namespace:
-  """`config` (a name), `workdir` and `set` (the override pairs)."""
+  """`config` (a name), `workdir`, `set` (the override pairs) and `resume` ("auto" or "force")."""
   parser = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
   parser.add_argument("--config", default=default_config, choices=choices)
   parser.add_argument("--workdir", required=True)
   parser.add_argument("--set", action="extend", nargs="+", default=[], metavar="KEY=VALUE",
                       help="override a config field")
+  parser.add_argument("--resume", choices=("auto", "force"), default="auto",
+                      help="force: resume a workdir that holds another config (recorded in "
+                      "resumes.jsonl)")
   return parser.parse_args(argv)

@@ -157,7 +157,8 @@ def _model_keys(config: Config) -> jax.Array:
   return jnp.stack([jax.random.key(1000 * s + c) for c in config.classes for s in config.seeds])
 
 
-def train_models(config: Config, x_train: jax.Array, workdir: str | pathlib.Path) -> gtrain.FitResult:
+def train_models(config: Config, x_train: jax.Array, workdir: str | pathlib.Path,
+                 resume: str = "auto") -> gtrain.FitResult:
   """Trains the (class, seed) models on `x_train: [C, n, 28, 28, 1]` with `gmmjax.train.fit`.
 
   One fit step is one epoch of all models; a workdir with checkpoints resumes where it stopped.
@@ -180,7 +181,8 @@ def train_models(config: Config, x_train: jax.Array, workdir: str | pathlib.Path
   return gtrain.fit(
       train_step, init(model_keys), lambda e: jnp.asarray(e, jnp.int32), key=jax.random.key(0),
       num_steps=config.epochs, batch_size=config.batch_size, workdir=workdir,
-      checkpoint_every=config.checkpoint_every, log_every=1, config=dataclasses.asdict(config))
+      checkpoint_every=config.checkpoint_every, log_every=1, config=dataclasses.asdict(config),
+      resume=resume)
 
 
 def _gmm_scores(key, f_train: np.ndarray, f_test: np.ndarray, config: Config) -> np.ndarray:
@@ -241,8 +243,10 @@ def _table(results: dict, classes) -> str:
   return "\n".join(lines) + "\n"
 
 
-def train_and_evaluate(config: Config, workdir: str | pathlib.Path) -> dict:
+def train_and_evaluate(config: Config, workdir: str | pathlib.Path, resume: str = "auto") -> dict:
   """Trains all (class, seed) models, scores the test set with both detectors, writes the results.
+
+  `resume="force"` resumes a workdir that holds another config (recorded in `resumes.jsonl`).
 
   Returns:
     The results dictionary also written to `workdir/results.json`.
@@ -254,7 +258,7 @@ def train_and_evaluate(config: Config, workdir: str | pathlib.Path) -> dict:
   n_c, n_s = len(config.classes), len(config.seeds)
   class_idx = jnp.repeat(jnp.arange(n_c), n_s)  # model m = (class m // S, seed m % S)
 
-  trained = train_models(config, x_train, workdir)
+  trained = train_models(config, x_train, workdir, resume)
   params = trained.state.params
   history = [r for r in trained.history if r.get("split") == "train"]
   # One per epoch, including those of the run this one resumed.
@@ -294,7 +298,7 @@ def train_and_evaluate(config: Config, workdir: str | pathlib.Path) -> dict:
 def main(argv=None) -> None:
   args = cli.parse_args(argv, __doc__, "tiny", ("tiny", "cpu", "mlp", "full"))
   config = cli.parse_overrides(get_config(args.config), args.set)
-  results = train_and_evaluate(config, args.workdir)
+  results = train_and_evaluate(config, args.workdir, resume=args.resume)
   print(_table(results, config.classes))
   print(f"seconds/epoch {results['seconds_per_epoch']:.2f}, total {results['total_seconds']:.1f} s")
 

@@ -95,7 +95,7 @@ def make_functions(config: Config, latent: str, scan: bool | None = None):
 
 
 def train_gan(key: jax.Array, config: Config, latent: str, x_train: jax.Array,
-              workdir: str | pathlib.Path) -> tuple[gan.Generator, gtrain.FitResult]:
+              workdir: str | pathlib.Path, resume: str = "auto") -> tuple[gan.Generator, gtrain.FitResult]:
   """Trains one GAN with `gmmjax.train.fit` in `workdir`, resuming from its checkpoints.
 
   Returns:
@@ -125,7 +125,7 @@ def train_gan(key: jax.Array, config: Config, latent: str, x_train: jax.Array,
       train_step, init(k_init), lambda c: c, key=k_train, num_steps=-(-config.steps // chunk),
       batch_size=config.batch_size, workdir=workdir, seed=config.seed,
       checkpoint_every=max(1, -(-config.checkpoint_every // chunk)), log_every=1,
-      config=dataclasses.asdict(config))
+      config=dataclasses.asdict(config), resume=resume)
   check(result.state, config.steps)
   return generator, result
 
@@ -148,11 +148,13 @@ def _table(results: dict) -> str:
   return "\n".join(rows) + "\n"
 
 
-def train_and_evaluate(config: Config, workdir: str | pathlib.Path) -> dict:
-  """Trains the classifier and both GANs, evaluates them, writes results; returns the results dict."""
+def train_and_evaluate(config: Config, workdir: str | pathlib.Path, resume: str = "auto") -> dict:
+  """Trains the classifier and both GANs, evaluates them, writes results; returns the results dict.
+
+  `resume="force"` resumes GANs whose workdir holds another config (recorded in `<latent>/resumes.jsonl`).
+  """
   workdir = pathlib.Path(workdir)
   workdir.mkdir(parents=True, exist_ok=True)
-  (workdir / "config.json").write_text(json.dumps(dataclasses.asdict(config), indent=2))
   t0 = time.time()
   kw = dict(source="local", data_dir=config.data_dir, normalize="symmetric")
   train = gdata.load("fashion_mnist", split="train", limit=config.train_limit, **kw)
@@ -173,7 +175,8 @@ def train_and_evaluate(config: Config, workdir: str | pathlib.Path) -> dict:
 
   curves = []
   for i, latent in enumerate(config.latents):
-    generator, trained = train_gan(jax.random.fold_in(k_gan, i), config, latent, x_train, workdir / latent)
+    generator, trained = train_gan(jax.random.fold_in(k_gan, i), config, latent, x_train, workdir / latent,
+                                   resume)
     g_params = trained.state.g_params
     sample = jax.jit(lambda k: generator.apply({"params": g_params}, k, 1000))
     images = jnp.concatenate([sample(jax.random.fold_in(k_eval, j))
@@ -193,6 +196,8 @@ def train_and_evaluate(config: Config, workdir: str | pathlib.Path) -> dict:
                                     keys=["d_loss", "g_loss", "scale_penalty"])
   results["total_seconds"] = time.time() - t0
   results["device"] = str(jax.devices()[0].device_kind)
+  # Written with the results: the GANs' own config.json files are checked when they resume.
+  (workdir / "config.json").write_text(json.dumps(dataclasses.asdict(config), indent=2))
   (workdir / "results.json").write_text(json.dumps(results, indent=2))
   (workdir / "results.md").write_text(_table(results))
   return results
@@ -201,7 +206,7 @@ def train_and_evaluate(config: Config, workdir: str | pathlib.Path) -> dict:
 def main(argv=None) -> None:
   args = cli.parse_args(argv, __doc__, "tiny", ("tiny", "cpu", "cpu_long", "full"))
   config = cli.parse_overrides(get_config(args.config), args.set)
-  results = train_and_evaluate(config, args.workdir)
+  results = train_and_evaluate(config, args.workdir, resume=args.resume)
   print(f"classifier test accuracy {results['classifier_test_accuracy']:.4f}")
   print(_table(results))
   print(f"total {results['total_seconds']:.1f} s")

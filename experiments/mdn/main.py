@@ -87,8 +87,11 @@ def _plot(f_test, t_test, samples, path: pathlib.Path) -> None:
   plt.close(fig)
 
 
-def train_and_evaluate(config: Config, workdir: str | pathlib.Path) -> dict:
-  """Trains the MDN full-batch, compares held-out NLL with the true NLL, writes the results."""
+def train_and_evaluate(config: Config, workdir: str | pathlib.Path, resume: str = "auto") -> dict:
+  """Trains the MDN full-batch, compares held-out NLL with the true NLL, writes the results.
+
+  `resume="force"` resumes a workdir that holds another config (recorded in `resumes.jsonl`).
+  """
   workdir = pathlib.Path(workdir)
   t0 = time.time()
   f_train, t_train = make_data(config.seed, config.n_train, config)
@@ -106,7 +109,7 @@ def train_and_evaluate(config: Config, workdir: str | pathlib.Path) -> dict:
   trained = gtrain.fit(
       gtrain.make_train_step(loss_fn), state, lambda step: (f, t), key=key, num_steps=config.steps,
       batch_size=config.n_train, workdir=workdir, seed=config.seed, checkpoint_every=config.checkpoint_every,
-      log_every=100, config=dataclasses.asdict(config))
+      log_every=100, config=dataclasses.asdict(config), resume=resume)
   params = trained.state.params
   out = net.apply({"params": params}, jnp.asarray(f_test, jnp.float32))
   test_nll = float(mdn.nll(out, jnp.asarray(t_test, jnp.float32)))
@@ -126,7 +129,7 @@ def train_and_evaluate(config: Config, workdir: str | pathlib.Path) -> dict:
 def main(argv=None) -> None:
   args = cli.parse_args(argv, __doc__, "tiny", ("tiny", "cpu", "full"))
   config = cli.parse_overrides(get_config(args.config), args.set)
-  print(json.dumps(train_and_evaluate(config, args.workdir), indent=2))
+  print(json.dumps(train_and_evaluate(config, args.workdir, resume=args.resume), indent=2))
 
 
 if __name__ == "__main__":

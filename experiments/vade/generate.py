@@ -29,7 +29,10 @@ from .configs.base import Config
 def load_trained(
     workdir: str | pathlib.Path, seed_index: int = 0
 ) -> tuple[Config, vade.VaDE | gmvae.GMVAE, vade.VaDEParams | gmvae.GMVAEParams]:
-  """`(config, model, params)` of seed `seed_index` from the latest joint-training checkpoint."""
+  """`(config, model, params)` of seed `seed_index` from the newest intact joint-training checkpoint.
+
+  Reads only; nothing in `workdir` is written.
+  """
   joint = pathlib.Path(workdir) / "joint"
   raw = json.loads((joint / "config.json").read_text())
   raw = {k: tuple(v) if isinstance(v, list) else v for k, v in raw.items()}
@@ -46,12 +49,13 @@ def load_trained(
   checkpointer = gtrain.Checkpointer(
       joint / "checkpoints",
       run_info={"seed": int(seeds[0]), "batch_size": int(config.batch_size), "shuffle": True})
-  step = checkpointer.latest_step()
+  try:  # Only reads: a finished run in a read-only folder can be sampled.
+    step, state = checkpointer.restore_latest(template, max_step=config.epochs)
+  finally:
+    checkpointer.close()
   if step is None:
     raise FileNotFoundError(
         f"no checkpoint in {joint / 'checkpoints'}; train first with experiments.vade.main")
-  state = checkpointer.restore(step, template)
-  checkpointer.close()
   return config, model, jax.tree.map(lambda a: a[seed_index], state.params)
 
 

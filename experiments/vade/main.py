@@ -200,19 +200,29 @@ def _stack_init(model, images: jax.Array, seeds):
   return jax.vmap(lambda k: model.init(k, images[:2]))(keys)
 
 
-def train_and_evaluate(config: Config, workdir: str | pathlib.Path) -> dict:
+# Fields that only change what is reported, not what is trained: they may differ on resume.
+EVAL_ONLY = ("eval_size", "samples_per_component", "n_reconstructions")
+
+
+def train_and_evaluate(config: Config, workdir: str | pathlib.Path, resume: str = "auto") -> dict:
   """Trains every seed of `config` and writes metrics, checkpoints and plots to `workdir`.
 
   Every float32 matrix product and convolution runs at `config.matmul_precision`.
+
+  Args:
+    config: the run's settings.
+    workdir: output folder; a run there is resumed.
+    resume: "auto" (a workdir holding another config is refused) or "force" (resumed anyway, recorded in
+      `<phase>/resumes.jsonl`).
 
   Returns:
     The results written to `workdir/results.json`.
   """
   with jax.default_matmul_precision(config.matmul_precision):  # ValueError for an unknown name.
-    return _train_and_evaluate(config, pathlib.Path(workdir))
+    return _train_and_evaluate(config, pathlib.Path(workdir), resume)
 
 
-def _train_and_evaluate(config: Config, workdir: pathlib.Path) -> dict:
+def _train_and_evaluate(config: Config, workdir: pathlib.Path, resume: str = "auto") -> dict:
   workdir.mkdir(parents=True, exist_ok=True)
   config_dict = dataclasses.asdict(config)
   timings = {}
@@ -247,15 +257,18 @@ def _train_and_evaluate(config: Config, workdir: pathlib.Path) -> dict:
 
   def run_phase(epoch_fn, state, num_steps, name):
     # One fit step is one epoch (the "data" is the epoch index).
-    t0 = time.perf_counter()
     result = gtrain.fit(
         epoch_fn, state, lambda step: jnp.asarray(step, jnp.int32), key=run_key,
         num_steps=num_steps, batch_size=config.batch_size, workdir=workdir / name,
         checkpoint_every=config.checkpoint_every, log_every=1, progress=config.progress, config=config_dict,
-        seed=seeds[0],
+        seed=seeds[0], resume=resume, config_ignore=gtrain.CONFIG_IGNORE + EVAL_ONLY,
     )
     jax.block_until_ready(result.state)
-    timings[f"{name}_s"] = time.perf_counter() - t0
+    # The training time of all the calls that made this history (a resumed run adds its own part).
+    train_records = [r for r in result.history if r.get("split") == "train"]
+    total = train_records[-1].get("elapsed_s") if train_records else 0.0
+    timings[f"{name}_s"] = total
+    timings[f"{name}_s_per_epoch"] = None if total is None else total / max(1, num_steps)
     return result
 
   pre = run_phase(pre_epoch, state, config.pretrain_epochs, "pretrain")
@@ -307,10 +320,6 @@ def _train_and_evaluate(config: Config, workdir: pathlib.Path) -> dict:
   elbos = jax.jit(jax.vmap(lambda p, k: jnp.mean(mod.elbo(k, model, p, images[:elbo_n]).elbo)))(
       params, jnp.stack([jax.random.key(3000 + s) for s in seeds]))
   timings["eval_s"] = time.perf_counter() - t0
-  # Per epoch run in this call (a resumed run only runs the rest); compilation included.
-  timings["pretrain_s_per_epoch"] = (
-      timings["pretrain_s"] / max(1, config.pretrain_epochs - (pre.resumed_from or 0)))
-  timings["joint_s_per_epoch"] = timings["joint_s"] / max(1, config.epochs - (joint.resumed_from or 0))
 
   head = scores[: min(5, n_seeds)]
   results = {
@@ -364,13 +373,13 @@ def _write_plots(config, model, params, images, workdir, joint_history, pre_hist
 
 def main(argv=None):
   args = cli.parse_args(argv, __doc__, "default")
-  results = train_and_evaluate(load_config(args.config, args.set), args.workdir)
+  results = train_and_evaluate(load_config(args.config, args.set), args.workdir, resume=args.resume)
   for part in ("after_gmm_init", "first5", "all"):
     s = results[part]
     print(f"{part:>15}: ACC {s['acc']['mean']:.4f} +- {s['acc']['std']:.4f}  NMI {s['nmi']['mean']:.4f} "
           f"+- {s['nmi']['std']:.4f}  ARI {s['ari']['mean']:.4f} +- {s['ari']['std']:.4f}")
   print(f"NaN-free seeds: {results['nan_free_seeds']}/{len(results['seeds'])}; timings: "
-        + json.dumps({k: round(v, 2) for k, v in results["timings"].items()}))
+        + json.dumps({k: v if v is None else round(v, 2) for k, v in results["timings"].items()}))
 
 
 if __name__ == "__main__":

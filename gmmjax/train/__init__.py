@@ -27,6 +27,7 @@ from ._checkpoint import CheckpointError as CheckpointError
 from ._checkpoint import Checkpointer as Checkpointer
 from ._checkpoint import CorruptCheckpointError as CorruptCheckpointError
 from ._checkpoint import IncompatibleCheckpointError as IncompatibleCheckpointError
+from ._loop import CONFIG_IGNORE as CONFIG_IGNORE
 from ._loop import ConfigMismatchError as ConfigMismatchError
 from ._loop import FitResult as FitResult
 from ._loop import evaluate as evaluate
@@ -44,6 +45,7 @@ from ._state import make_eval_step as make_eval_step
 from ._state import make_train_step as make_train_step
 
 __all__ = [
+    "CONFIG_IGNORE",
     "CheckpointError",
     "Checkpointer",
     "ConfigMismatchError",

@@ -3,6 +3,8 @@ generate."""
 
 import dataclasses
 import json
+import shutil
+import time
 
 import jax
 import numpy as np
@@ -78,13 +80,14 @@ def test_config_overrides_are_parsed_and_checked():
   with pytest.raises(ValueError, match="kl_weight"):
     vade_main.build_model(vade_main.load_config("tiny", ["kl_weight=-0.5"]))
   for model in ("vade", "gmvae"):
-    assert vade_main.build_model(vade_main.load_config("tiny", [f"model={model}", "uniform_weights=True"])).uniform_weights
+    config = vade_main.load_config("tiny", [f"model={model}", "uniform_weights=True"])
+    assert vade_main.build_model(config).uniform_weights
 
 
 def test_run_uses_the_configured_matmul_precision(tmp_path, monkeypatch):
   seen = []
   monkeypatch.setattr(vade_main, "_train_and_evaluate",
-                      lambda config, workdir: seen.append(jax.config.jax_default_matmul_precision))
+                      lambda config, workdir, resume: seen.append(jax.config.jax_default_matmul_precision))
   for precision in ("float32", "tensorfloat32"):
     vade_main.train_and_evaluate(vade_main.load_config("tiny", [f"matmul_precision='{precision}'"]), tmp_path)
   assert seen == ["float32", "tensorfloat32"]
@@ -117,3 +120,42 @@ def test_uniform_weights_warmup_is_the_uniform_model_until_p_c_is_released(tmp_p
   assert released["elbo"] != uniform["elbo"]
   with pytest.raises(ValueError, match="uniform_weights_epochs"):
     vade_main.build_model(vade_main.load_config("tiny", ["uniform_weights_epochs=-1"]))
+
+
+def _snapshot(directory):
+  return {str(p.relative_to(directory)): (p.stat().st_size, p.stat().st_mtime_ns)
+          for p in [directory, *sorted(directory.rglob("*"))]}
+
+
+@pytest.mark.slow
+def test_resumed_run_reports_the_full_training_time_and_generate_only_reads(tmp_path, monkeypatch):
+  fit, sleep_s = vade_main.gtrain.fit, 3.0
+
+  def slow_fit(*args, workdir, **kwargs):  # Each joint epoch takes at least `sleep_s` seconds.
+    if str(workdir).endswith("joint"):
+      kwargs["callback"] = lambda step, state, metrics: time.sleep(sleep_s)
+    return fit(*args, workdir=workdir, **kwargs)
+
+  monkeypatch.setattr(vade_main.gtrain, "fit", slow_fit)
+  config = vade_main.load_config("tiny", ["seeds=(0,)"])
+  first = vade_main.train_and_evaluate(config, tmp_path)
+  assert first["timings"]["joint_s"] >= config.epochs * sleep_s
+  # Killed before the last joint checkpoint: the rerun trains one epoch and adds its time.
+  shutil.rmtree(tmp_path / "joint" / "checkpoints" / str(config.epochs))
+  again = vade_main.train_and_evaluate(config, tmp_path)
+  assert again["per_seed"][0]["acc"] == first["per_seed"][0]["acc"]
+  # The first run's epoch 1 plus the rerun's epoch 2 (and its compilation): at least the first total,
+  # where the rerun alone would be one epoch shorter.
+  assert again["timings"]["joint_s"] >= first["timings"]["joint_s"] - 0.5
+  assert again["timings"]["pretrain_s"] == first["timings"]["pretrain_s"]
+
+  monkeypatch.undo()
+  changed = vade_main.load_config("tiny", ["seeds=(0,)", "learning_rate=0.01"])
+  with pytest.raises(vade_main.gtrain.ConfigMismatchError, match="learning_rate"):
+    vade_main.train_and_evaluate(changed, tmp_path)
+
+  before = _snapshot(tmp_path)
+  _, model, params = vade_generate.load_trained(tmp_path)  # Reading never writes.
+  images, _ = vade_generate.generate(jax.random.key(0), model, params, 3, per_component=False)
+  assert images.shape == (3, 28, 28, 1)
+  assert _snapshot(tmp_path) == before
