@@ -44,8 +44,7 @@ def load_trained(
   x0 = jnp.zeros((2, 28, 28, 1), jnp.float32)
   params = jax.vmap(lambda k: model.init(k, x0))(jnp.stack([jax.random.key(s) for s in seeds]))
   tx = vade_main._optimizer(config, config.learning_rate, 1, decay=True)
-  template = vade_main.SeedState(params, jax.vmap(tx.init)(params),
-                                 jnp.zeros((len(seeds), 2), jnp.uint32))
+  template = vade_main.init_state(params, tx)
   checkpointer = gtrain.Checkpointer(
       joint / "checkpoints",
       run_info={"seed": int(seeds[0]), "batch_size": int(config.batch_size), "shuffle": True})
@@ -64,12 +63,11 @@ def generate(
     per_component: bool
 ) -> tuple[np.ndarray, np.ndarray]:
   """`(images [N, 28, 28, 1], components [N])` as numpy arrays (VaDE or GMVAE)."""
-  sample = vade_main.model_module(model).sample
   if per_component:
     comps = jnp.repeat(jnp.arange(model.n_components), n)
-    images, comps = sample(key, model, params, comps.shape[0], component=comps)
+    images, comps = model.sample(key, params, comps.shape[0], component=comps)
   else:
-    images, comps = sample(key, model, params, n)
+    images, comps = model.sample(key, params, n)
   return np.asarray(images, np.float32), np.asarray(comps, np.int32)
 
 

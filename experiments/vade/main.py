@@ -24,12 +24,11 @@ import importlib
 import json
 import pathlib
 import time
-from typing import Any, NamedTuple
+from typing import Any
 
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 
 from gmmjax import data as gdata
 from gmmjax import metrics as gmetrics
@@ -39,14 +38,6 @@ from gmmjax.nn import gmvae, vade
 
 from .. import cli
 from .configs.base import Config
-
-
-class SeedState(NamedTuple):
-  """Training state of all seeds; every leaf has a leading `[n_seeds]` axis."""
-
-  params: vade.VaDEParams | gmvae.GMVAEParams
-  opt_state: Any
-  key: jax.Array  # Raw uint32 keys `[n_seeds, 2]`, so that checkpoints hold plain arrays.
 
 
 def load_config(name: str, overrides: list[str] | None = None) -> Config:
@@ -83,11 +74,6 @@ def build_model(config: Config) -> vade.VaDE | gmvae.GMVAE:
                    prior_covariance=config.prior_covariance, uniform_weights=config.uniform_weights)
 
 
-def model_module(model):
-  """The module with `loss`, `elbo`, `predict`, `sample`, ... for `model`: `gmvae` or `vade`."""
-  return gmvae if isinstance(model, gmvae.GMVAE) else vade
-
-
 def load_images(config: Config) -> tuple[np.ndarray, np.ndarray, Any]:
   ds = gdata.load(config.dataset, split=config.split, limit=config.limit, data_dir=config.data_dir)
   s = config.stride
@@ -104,69 +90,50 @@ def _optimizer(config: Config, learning_rate: float, steps_per_epoch: int, decay
   )
 
 
-def make_epoch(loss_fn, tx, images: jax.Array, batch_size: int):
-  """Jitted `(state, epoch, key) -> (state, metrics)`: one shuffled pass per seed, all seeds at once.
+def make_epoch_step(loss_fn, batch_size: int, seed_keys: jax.Array):
+  """`train_step(state, epoch, key) -> (state, metrics)` for `gmmjax.train.fit`: one epoch of every seed.
 
-  `loss_fn(params, x [b, ...], key) -> []`. The last incomplete batch is dropped.
+  `loss_fn(params, x [b, ...], key) -> []`; `state` is a `TrainState` stacked over seeds, and seed i's
+  batches and keys derive from `seed_keys[i]` and the epoch alone. Each seed's pass is a scan over
+  shuffled batches (the last incomplete one dropped), all seeds in one `vmap`.
   """
-  n = images.shape[0]
-  steps = n // batch_size
 
-  def one_seed(params, opt_state, key, epoch):
-    key = jax.random.fold_in(jax.random.wrap_key_data(key), epoch)
-    perm_key, step_key = jax.random.split(key)
-    order = jax.random.permutation(perm_key, n)[: steps * batch_size].reshape(steps, batch_size)
+  def step(state, x, key):
+    loss, grads = jax.value_and_grad(loss_fn)(state.params, x, key)
+    return state.apply_gradients(grads), {"loss": loss}
 
-    def body(carry, inputs):
-      params, opt_state = carry
-      idx, k = inputs
-      value, grads = jax.value_and_grad(loss_fn)(params, images[idx], k)
-      updates, opt_state = tx.update(grads, opt_state, params)
-      return (optax.apply_updates(params, updates), opt_state), value
-
-    (params, opt_state), losses = jax.lax.scan(
-        body, (params, opt_state), (order, jax.random.split(step_key, steps)))
-    return params, opt_state, losses
-
-  vmapped = jax.vmap(one_seed, in_axes=(0, 0, 0, None))
+  epoch_fn = gtrain.make_epoch(step, batch_size=batch_size, vmap=True)
 
   @jax.jit
-  def epoch_fn(state: SeedState, epoch, key):
-    del key  # Each seed's keys derive from its own key and the epoch.
-    params, opt_state, losses = vmapped(state.params, state.opt_state, state.key, epoch)
-    mean_loss = jnp.mean(losses, axis=1)  # [n_seeds]
+  def train_step(state, images, epoch):
+    state, metrics = epoch_fn(state, seed_keys, epoch, images)
+    mean_loss = metrics["loss"]  # [n_seeds]
     finite = jnp.isfinite(mean_loss)
-    metrics = {
+    return state, {
         "loss": jnp.mean(jnp.where(finite, mean_loss, jnp.nan)),
         "loss_min_seed": jnp.min(mean_loss),
         "loss_max_seed": jnp.max(mean_loss),
         "nan_seeds": jnp.sum(~finite),
     }
-    return SeedState(params, opt_state, state.key), metrics
 
-  return epoch_fn
-
-
-def _chunked(fn, images: jax.Array, chunk: int):
-  """Applies `fn(x [chunk, ...]) -> [..., chunk, ...]` over the data with `lax.map` (bounded memory)."""
-  n = images.shape[0]
-  pad = (-n) % chunk
-  padded = jnp.concatenate([images, jnp.zeros((pad, *images.shape[1:]), images.dtype)]) if pad else images
-  out = jax.lax.map(fn, padded.reshape(-1, chunk, *images.shape[1:]))
-  return out.reshape(-1, *out.shape[2:])[:n]
+  return train_step
 
 
-def encode_all(model, params, images: jax.Array, chunk: int = 1000):
+def encode_all(model, params, images: jax.Array, batch_size: int = 1000):
   """`[n_seeds, n, l]` encoder means for stacked params."""
-  fn = jax.jit(jax.vmap(lambda p: _chunked(lambda x: model.encode(p, x)[0], images, chunk)))
+  fn = jax.jit(jax.vmap(lambda p: gtrain.map_batches(lambda x: model.encode(p, x)[0], images, batch_size)))
   return fn(params)
 
 
-def predict_all(model, params, images: jax.Array, chunk: int = 1000):
+def predict_all(model, params, images: jax.Array, batch_size: int = 1000):
   """`[n_seeds, n]` cluster assignments argmax q(c | x) for stacked params."""
-  predict = model_module(model).predict
-  fn = jax.jit(jax.vmap(lambda p: _chunked(lambda x: predict(model, p, x), images, chunk)))
+  fn = jax.jit(jax.vmap(lambda p: gtrain.map_batches(lambda x: model.predict(p, x), images, batch_size)))
   return fn(params)
+
+
+def init_state(params, tx) -> gtrain.TrainState:
+  """A `TrainState` stacked over the seeds of `params` (leaves `[n_seeds, ...]`)."""
+  return jax.vmap(lambda p: gtrain.TrainState.create(params=p, tx=tx))(params)
 
 
 def _clustering_scores(labels: np.ndarray, predictions: np.ndarray) -> list[dict]:
@@ -236,10 +203,9 @@ def _train_and_evaluate(config: Config, workdir: pathlib.Path, resume: str = "au
     raise ValueError(f"batch_size {config.batch_size} is larger than the data set ({n} images)")
   steps_per_epoch = n // config.batch_size
   model = build_model(config)
-  mod = model_module(model)
   seeds = tuple(config.seeds)
   n_seeds = len(seeds)
-  seed_keys = jnp.stack([jax.random.key_data(jax.random.key(1000 + s)) for s in seeds])
+  seed_keys = jnp.stack([jax.random.key(1000 + s) for s in seeds])
   run_key = jax.random.key(seeds[0])
 
   # Phase 1: autoencoder pretraining (deterministic codes, reconstruction only).
@@ -249,16 +215,17 @@ def _train_and_evaluate(config: Config, workdir: pathlib.Path, resume: str = "au
   # pretraining checkpoints serve runs with either prior (phase 2 replaces it).
   params = params._replace(prior=jax.vmap(lambda p: vade.standard_prior(
       config.n_components, config.latent_dim, p.means.dtype))(params.prior))
-  state = SeedState(params, jax.vmap(pre_tx.init)(params), seed_keys)
-  pre_epoch = make_epoch(
-      lambda p, x, k: mod.pretrain_loss(model, p, x, key=k, input_dropout=config.pretrain_input_dropout,
+  state = init_state(params, pre_tx)
+  pre_epoch = make_epoch_step(
+      lambda p, x, k: model.pretrain_loss(p, x, key=k, input_dropout=config.pretrain_input_dropout,
                                         max_shift=config.pretrain_max_shift),
-      pre_tx, images, config.batch_size)
+      config.batch_size, seed_keys)
 
   def run_phase(epoch_fn, state, num_steps, name):
     # One fit step is one epoch (the "data" is the epoch index).
     result = gtrain.fit(
-        epoch_fn, state, lambda step: jnp.asarray(step, jnp.int32), key=run_key,
+        lambda state, e, key: epoch_fn(state, images, e), state, lambda step: jnp.asarray(step, jnp.int32),
+        key=run_key,
         num_steps=num_steps, batch_size=config.batch_size, workdir=workdir / name,
         checkpoint_every=config.checkpoint_every, log_every=1, progress=config.progress, config=config_dict,
         seed=seeds[0], resume=resume, config_ignore=gtrain.CONFIG_IGNORE + EVAL_ONLY,
@@ -286,27 +253,27 @@ def _train_and_evaluate(config: Config, workdir: pathlib.Path, resume: str = "au
   warmup = 0 if config.uniform_weights else config.uniform_weights_epochs
   if warmup:  # p(c) starts uniform and is held there for the first `warmup` joint epochs.
     prior = prior._replace(logits=jnp.zeros_like(prior.logits))
-  params = jax.vmap(mod.init_posterior_from_prior)(pretrained._replace(prior=prior))
+  params = jax.vmap(model.init_posterior_from_prior)(pretrained._replace(prior=prior))
   init_scores = _clustering_scores(eval_labels, np.asarray(predict_all(model, params, eval_images)))
   timings["gmm_init_s"] = time.perf_counter() - t0
 
   # Phase 3: joint training of encoder, decoder and prior on the ELBO.
   tx = _optimizer(config, config.learning_rate, steps_per_epoch, decay=True)
-  state = SeedState(params, jax.vmap(tx.init)(params), seed_keys)
+  state = init_state(params, tx)
 
   def joint_epoch(m):
-    return make_epoch(
-        lambda p, x, k: mod.loss(k, m, p, x, method=config.elbo_method, input_dropout=config.input_dropout,
+    return make_epoch_step(
+        lambda p, x, k: m.loss(k, p, x, method=config.elbo_method, input_dropout=config.input_dropout,
                                  kl_weight=config.kl_weight),
-        tx, images, config.batch_size)
+        config.batch_size, seed_keys)
 
   learned_epoch = joint_epoch(model)
   uniform_epoch = joint_epoch(dataclasses.replace(model, uniform_weights=True)) if warmup else None
 
-  def epoch(state, e, key):
+  def epoch(state, images, e):
     # `gtrain.fit` calls the step eagerly, so the epoch index is concrete and each phase keeps its own
     # compiled epoch. The logits get no gradient in the uniform phase: they are learned from zero after it.
-    return (uniform_epoch if int(e) < warmup else learned_epoch)(state, e, key)
+    return (uniform_epoch if int(e) < warmup else learned_epoch)(state, images, e)
 
   joint = run_phase(epoch, state, config.epochs, "joint")
   params = joint.state.params
@@ -317,7 +284,7 @@ def _train_and_evaluate(config: Config, workdir: pathlib.Path, resume: str = "au
   predictions = np.asarray(predict_all(model, params, eval_images))
   scores = _clustering_scores(eval_labels, predictions)
   elbo_n = min(2000, n)
-  elbos = jax.jit(jax.vmap(lambda p, k: jnp.mean(mod.elbo(k, model, p, images[:elbo_n]).elbo)))(
+  elbos = jax.jit(jax.vmap(lambda p, k: jnp.mean(model.elbo(k, p, images[:elbo_n]).elbo)))(
       params, jnp.stack([jax.random.key(3000 + s) for s in seeds]))
   timings["eval_s"] = time.perf_counter() - t0
 
@@ -351,7 +318,7 @@ def _write_plots(config, model, params, images, workdir, joint_history, pre_hist
   k, m = config.n_components, config.samples_per_component
   key = jax.random.key(config.seeds[0])
   comps = jnp.repeat(jnp.arange(k), m)
-  samples, _ = model_module(model).sample(key, model, p0, k * m, component=comps)
+  samples, _ = model.sample(key, p0, k * m, component=comps)
   gtrain.plots.plot_image_grid(np.asarray(samples), workdir / "samples_per_component.png", ncols=m,
                                title="row c: samples of mixture component c", vmin=0, vmax=1)
   r = min(config.n_reconstructions, images.shape[0])

@@ -27,6 +27,8 @@ from ._checkpoint import CheckpointError as CheckpointError
 from ._checkpoint import Checkpointer as Checkpointer
 from ._checkpoint import CorruptCheckpointError as CorruptCheckpointError
 from ._checkpoint import IncompatibleCheckpointError as IncompatibleCheckpointError
+from ._epoch import make_epoch as make_epoch
+from ._epoch import map_batches as map_batches
 from ._loop import CONFIG_IGNORE as CONFIG_IGNORE
 from ._loop import ConfigMismatchError as ConfigMismatchError
 from ._loop import FitResult as FitResult
@@ -58,9 +60,11 @@ __all__ = [
     "data_mesh",
     "evaluate",
     "fit",
+    "make_epoch",
     "make_eval_step",
     "make_optimizer",
     "make_schedule",
+    "map_batches",
     "make_train_step",
     "plots",
     "read_metrics",
