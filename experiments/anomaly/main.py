@@ -4,8 +4,8 @@
   python -m experiments.anomaly.main --config tiny --workdir /tmp/anomaly_tiny --set epochs=1
 
 All models share one program: parameters and optimiser states are stacked on a
-leading model axis and every step is `vmap`-ed over it, so 30 models train as
-one batched computation; an epoch is one `lax.scan` (one host sync per epoch).
+leading model axis and `gmmjax.train.make_epoch` runs an epoch of all of them as
+one `vmap`-ed `lax.scan` (one host sync per epoch).
 `gmmjax.train.fit` drives the epochs (one "step" = one epoch): JSONL metrics,
 tqdm, Orbax checkpoints, and resume when the same command is run again.
 Writes config.json, metrics.jsonl (per epoch), checkpoints/, results.json,
@@ -60,16 +60,6 @@ def make_model(config: Config) -> dagmm.DAGMM:
   )
 
 
-def _chunked(fn, x: jax.Array, chunk: int):
-  """`fn` over `x: [n, ...]` in chunks of `chunk` rows (`lax.map`), results concatenated."""
-  n = x.shape[0]
-  chunk = min(chunk, n)
-  pad = (-n) % chunk
-  xp = jnp.concatenate([x, jnp.zeros((pad, *x.shape[1:]), x.dtype)]) if pad else x
-  out = jax.lax.map(fn, xp.reshape(-1, chunk, *x.shape[1:]))
-  return jax.tree.map(lambda a: a.reshape(-1, *a.shape[2:])[:n], out)
-
-
 # The four scores of each test image; higher means more anomalous.
 DETECTORS = ("dagmm", "gmm_latent", "gmm_transform", "combined")
 
@@ -104,11 +94,12 @@ def make_functions(config: Config):
         classifier, params["transform"], x, jax.random.fold_in(key, 1), config.transform_shift)
     return terms.total + ce, {**terms._asdict(), "transform": ce}
 
-  def step_one(state, key, x_class):
-    k_idx, k_drop = jax.random.split(key)
-    idx = jax.random.randint(k_idx, (config.batch_size,), 0, x_class.shape[0])
-    (_, terms), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params, x_class[idx], k_drop)
+  def step(state, x, key):
+    (_, terms), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params, x, key)
     return state.apply_gradients(grads), terms
+
+  # Batches drawn with replacement from each model's class, all models in one program.
+  models_epoch = gtrain.make_epoch(step, batch_size=config.batch_size, sampling="replace", vmap=True)
 
   def epoch(state, e, model_keys, x_train, class_idx):
     """One epoch of every model: `state` and `model_keys` `[M]`, `e` the epoch index.
@@ -117,14 +108,9 @@ def make_functions(config: Config):
     classifier's cross-entropy "transform"; each model's mean over the epoch, then the mean over the
     models) with "finite": whether all of them are finite.
     """
-    steps = max(1, x_train.shape[1] // config.batch_size)
-    keys = jax.vmap(lambda k: jax.random.split(jax.random.fold_in(k, e), steps))(model_keys)
-
-    def body(s, k):
-      return jax.vmap(lambda s, k, c: step_one(s, k, x_train[c]))(s, k, class_idx)
-
-    state, terms = jax.lax.scan(body, state, jnp.swapaxes(keys, 0, 1))
-    terms = jax.tree.map(lambda a: jnp.mean(a, axis=0), terms)  # [M]
+    n_c, n = x_train.shape[:2]
+    rows = class_idx[:, None] * n + jnp.arange(n)[None, :]  # [M, n]: model m's class in the flat data.
+    state, terms = models_epoch(state, model_keys, e, x_train.reshape(n_c * n, *x_train.shape[2:]), rows)
     out = {f: jnp.mean(a) for f, a in terms.items()}
     out["finite"] = jnp.all(jnp.stack([jnp.all(jnp.isfinite(a)) for a in terms.values()]))
     return state, out
@@ -136,7 +122,7 @@ def make_functions(config: Config):
       out = model.apply({"params": params["dagmm"]}, xc, train=False)
       return out.z, out.gamma, classifier.apply({"params": params["transform"]}, xc)[1]
 
-    return _chunked(fn, x, config.eval_chunk)
+    return gtrain.map_batches(fn, x, config.eval_chunk)
 
   def scores(params, x_class, x_test):
     """DAGMM energies of the test images (mixture from all training memberships), and the

@@ -55,7 +55,7 @@ def _checkpoint_steps(workdir):
 
 
 def _without_timings(history):
-  return [{k: v for k, v in r.items() if k != "seconds"} for r in history]
+  return [{k: v for k, v in r.items() if k not in ("seconds", "elapsed_s")} for r in history]
 
 
 @pytest.mark.slow

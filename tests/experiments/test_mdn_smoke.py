@@ -48,7 +48,8 @@ def test_rerun_resumes_from_the_checkpoints(tmp_path, monkeypatch):
   def run():
     results = mdn_main.train_and_evaluate(config, tmp_path)
     del results["total_seconds"]
-    return results, (tmp_path / "metrics.jsonl").read_text()
+    history = [{k: v for k, v in r.items() if k != "elapsed_s"} for r in train.read_metrics(tmp_path)]
+    return results, history
 
   first, first_metrics = run()
   assert sorted(int(p.name) for p in (tmp_path / "checkpoints").iterdir() if p.name.isdigit()) == [30, 60]
