@@ -6,8 +6,8 @@
 Evaluation uses only networks trained here: a Fashion-MNIST classifier's
 penultimate features give the Frechet distance between generated and real test
 images, its labels the per-image entropy, the class coverage and the inception
-score. Training runs in chunks of `log_every` steps (one `lax.scan` each, a loop
-of the jitted step on CPU; one host sync per chunk), driven by `gmmjax.train.fit`
+score. Training runs in chunks of `log_every` steps (`gmmjax.train.make_epoch`: one
+`lax.scan` each, a loop of the jitted step on CPU; one host sync per chunk), driven by `gmmjax.train.fit`
 (one fit step = one chunk): JSONL metrics, tqdm, Orbax checkpoints, and resume
 when the same command is run again. Writes
 config.json, results.json, results.md, learning_curves.png, a sample grid PNG per
@@ -55,41 +55,28 @@ def _grid(images: np.ndarray, path: pathlib.Path, title: str) -> None:
 def make_functions(config: Config, latent: str, scan: bool | None = None):
   """`(generator, init, run_chunk)` of one GAN.
 
-  `init(key) -> gan.GANState`; `run_chunk(state, keys [n], x_train) -> (state, metrics)` runs n steps,
-  metrics averaged over them, with one host sync at the end. `scan=True`: the n steps are one jitted
-  `lax.scan`; `scan=False`: a Python loop of the jitted step (the same steps and keys). None: the scan
-  except on CPU, where XLA runs the convolution gradients of a loop body on a slow path, 6 to 20 times
-  slower than the same step jitted alone (jax-ml/jax#12868). Cached per (config, latent, scan), so that
-  a rerun in the same process (a resume) reuses the compilations.
+  `init(key) -> gan.GANState`; `run_chunk(state, key, c, n, x_train) -> (state, metrics)` runs chunk c:
+  n steps of `gmmjax.train.make_epoch` (keys from `fold_in(key, c)`), metrics averaged over them.
+  `scan` as in `make_epoch` (None: a scan, except on CPU, where a loop of the jitted step avoids XLA's
+  slow path for convolution gradients in a loop body). Cached per (config, latent, scan), so that a
+  rerun in the same process (a resume) reuses the compilations.
   """
-  if scan is None:
-    scan = jax.default_backend() != "cpu"
   generator = gan.Generator(latent=latent, latent_dim=config.latent_dim, n_components=config.n_components,
                             features=config.g_features)
   discriminator = gan.Discriminator(features=config.d_features)
   tx = optax.adam(config.learning_rate, b1=config.beta1)
   init, step = gan.make_gan(generator, discriminator, tx, tx, config.scale_weight)
 
-  def body(s, k, x_train):
-    k_idx, k_step = jax.random.split(k)
-    idx = jax.random.randint(k_idx, (config.batch_size,), 0, x_train.shape[0])
-    return step(s, k_step, x_train[idx])
+  def one_step(s, batch, k):
+    return step(s, k, batch)
 
-  if scan:
-    @jax.jit
-    def run_chunk(state, keys, x_train):
-      state, m = jax.lax.scan(lambda s, k: body(s, k, x_train), state, keys)
-      return state, {**jax.tree.map(jnp.mean, m)._asdict(), "gan_step": state.step}
-  else:
-    jit_body = jax.jit(body)
+  @functools.lru_cache(maxsize=4)
+  def chunk_epoch(n):  # A chunk of n steps is one "epoch" of batches drawn with replacement.
+    return gtrain.make_epoch(one_step, batch_size=config.batch_size, num_steps=n, sampling="replace", scan=scan)
 
-    def run_chunk(state, keys, x_train):
-      ms = []
-      for k in keys:
-        state, m = jit_body(state, k, x_train)
-        ms.append(m)
-      m = jax.tree.map(lambda *v: jnp.mean(jnp.stack(v)), *ms)
-      return state, {**m._asdict(), "gan_step": state.step}
+  def run_chunk(state, key, c, n, x_train):
+    state, m = chunk_epoch(n)(state, key, c, x_train)
+    return state, {**m._asdict(), "gan_step": state.step}
 
   return generator, init, run_chunk
 
@@ -115,9 +102,8 @@ def train_gan(key: jax.Array, config: Config, latent: str, x_train: jax.Array,
     del key  # Chunk c's keys derive from `k_train` and c alone.
     check(state, c * chunk)
     n = min(chunk, config.steps - c * chunk)
-    keys = jax.random.split(jax.random.fold_in(k_train, c), n)
     t = time.time()
-    state, m = run_chunk(state, keys, x_train)
+    state, m = run_chunk(state, k_train, c, n, x_train)
     jax.block_until_ready(m)  # the chunk's one host sync
     return state, {**m, "seconds_per_step": (time.time() - t) / n}
 
