@@ -6,7 +6,7 @@
 All models share one program: parameters and optimiser states are stacked on a
 leading model axis and `gmmjax.train.make_epoch` runs an epoch of all of them as
 one `vmap`-ed `lax.scan` (one host sync per epoch).
-`gmmjax.train.fit` drives the epochs (one "step" = one epoch): JSONL metrics,
+`gmmjax.train.run` drives the epochs (one "step" = one epoch): JSONL metrics,
 tqdm, Orbax checkpoints, and resume when the same command is run again.
 Writes config.json, metrics.jsonl (per epoch), checkpoints/, results.json,
 results.md, auroc_per_class.png and learning_curves.png into the workdir.
@@ -144,13 +144,13 @@ def _model_keys(config: Config) -> jax.Array:
 
 
 def train_models(config: Config, x_train: jax.Array, workdir: str | pathlib.Path,
-                 resume: str = "auto") -> gtrain.FitResult:
-  """Trains the (class, seed) models on `x_train: [C, n, 28, 28, 1]` with `gmmjax.train.fit`.
+                 resume: str = "auto") -> gtrain.TrainResult:
+  """Trains the (class, seed) models on `x_train: [C, n, 28, 28, 1]` with `gmmjax.train.run`.
 
   One fit step is one epoch of all models; a workdir with checkpoints resumes where it stopped.
 
   Returns:
-    The `FitResult`; its state's leaves have a leading `[C * S]` model axis.
+    The `TrainResult`; its state's leaves have a leading `[C * S]` model axis.
   """
   n_c, n_s = len(config.classes), len(config.seeds)
   class_idx = jnp.repeat(jnp.arange(n_c), n_s)
@@ -164,7 +164,7 @@ def train_models(config: Config, x_train: jax.Array, workdir: str | pathlib.Path
     jax.block_until_ready(out)  # the epoch's one host sync
     return state, {**out, "seconds": time.time() - t}
 
-  return gtrain.fit(
+  return gtrain.run(
       train_step, init(model_keys), lambda e: jnp.asarray(e, jnp.int32), key=jax.random.key(0),
       num_steps=config.epochs, batch_size=config.batch_size, workdir=workdir,
       checkpoint_every=config.checkpoint_every, log_every=1, config=dataclasses.asdict(config),

@@ -7,7 +7,7 @@ Evaluation uses only networks trained here: a Fashion-MNIST classifier's
 penultimate features give the Frechet distance between generated and real test
 images, its labels the per-image entropy, the class coverage and the inception
 score. Training runs in chunks of `log_every` steps (`gmmjax.train.make_epoch`: one
-`lax.scan` each, a loop of the jitted step on CPU; one host sync per chunk), driven by `gmmjax.train.fit`
+`lax.scan` each, a loop of the jitted step on CPU; one host sync per chunk), driven by `gmmjax.train.run`
 (one fit step = one chunk): JSONL metrics, tqdm, Orbax checkpoints, and resume
 when the same command is run again. Writes
 config.json, results.json, results.md, learning_curves.png, a sample grid PNG per
@@ -72,7 +72,8 @@ def make_functions(config: Config, latent: str, scan: bool | None = None):
 
   @functools.lru_cache(maxsize=4)
   def chunk_epoch(n):  # A chunk of n steps is one "epoch" of batches drawn with replacement.
-    return gtrain.make_epoch(one_step, batch_size=config.batch_size, num_steps=n, sampling="replace", scan=scan)
+    return gtrain.make_epoch(one_step, batch_size=config.batch_size, num_steps=n, sampling="replace",
+                             scan=scan)
 
   def run_chunk(state, key, c, n, x_train):
     state, m = chunk_epoch(n)(state, key, c, x_train)
@@ -82,8 +83,8 @@ def make_functions(config: Config, latent: str, scan: bool | None = None):
 
 
 def train_gan(key: jax.Array, config: Config, latent: str, x_train: jax.Array,
-              workdir: str | pathlib.Path, resume: str = "auto") -> tuple[gan.Generator, gtrain.FitResult]:
-  """Trains one GAN with `gmmjax.train.fit` in `workdir`, resuming from its checkpoints.
+              workdir: str | pathlib.Path, resume: str = "auto") -> tuple[gan.Generator, gtrain.TrainResult]:
+  """Trains one GAN with `gmmjax.train.run` in `workdir`, resuming from its checkpoints.
 
   Returns:
     `(generator, fit result)`; the result's state is a `gan.GANState`.
@@ -107,7 +108,7 @@ def train_gan(key: jax.Array, config: Config, latent: str, x_train: jax.Array,
     jax.block_until_ready(m)  # the chunk's one host sync
     return state, {**m, "seconds_per_step": (time.time() - t) / n}
 
-  result = gtrain.fit(
+  result = gtrain.run(
       train_step, init(k_init), lambda c: c, key=k_train, num_steps=-(-config.steps // chunk),
       batch_size=config.batch_size, workdir=workdir, seed=config.seed,
       checkpoint_every=max(1, -(-config.checkpoint_every // chunk)), log_every=1,

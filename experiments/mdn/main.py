@@ -6,7 +6,7 @@ Data: x ~ N(0.5, prior_sd^2), y = x + 0.3 sin(2 pi x) + N(0, noise^2); the MDN
 models p(x | y), which has up to three modes. The true conditional density is
 p(x) p(y | x) / p(y), with p(y) a 1-D integral computed by quadrature, so the
 learned held-out NLL can be compared with the true NLL. Training is
-`gmmjax.train.fit` with one full-batch Adam step per fit step: JSONL metrics,
+`gmmjax.train.run` with one full-batch Adam step per fit step: JSONL metrics,
 tqdm, Orbax checkpoints, and resume when the same command is run again. Writes
 config.json, metrics.jsonl, checkpoints/, results.json, samples.png (MDN samples
 over the data) and learning_curves.png.
@@ -106,7 +106,7 @@ def train_and_evaluate(config: Config, workdir: str | pathlib.Path, resume: str 
     features, targets = batch
     return mdn.nll(net.apply({"params": params}, features), targets), {}
 
-  trained = gtrain.fit(
+  trained = gtrain.run(
       gtrain.make_train_step(loss_fn), state, lambda step: (f, t), key=key, num_steps=config.steps,
       batch_size=config.n_train, workdir=workdir, seed=config.seed, checkpoint_every=config.checkpoint_every,
       log_every=100, config=dataclasses.asdict(config), resume=resume)

@@ -2,7 +2,7 @@
 
 All seeds of a run train at once: parameters and optimiser states are stacked along a leading seed
 axis and one jitted `vmap`ped function runs a whole epoch as a `lax.scan` over mini-batches, with the
-data set resident on the device. `gmmjax.train.fit` drives the epochs (one "step" = one epoch): JSONL
+data set resident on the device. `gmmjax.train.run` drives the epochs (one "step" = one epoch): JSONL
 metrics, tqdm, Orbax checkpoints and resume.
 
   python -m experiments.vade.main --config default --workdir runs/vade
@@ -91,7 +91,7 @@ def _optimizer(config: Config, learning_rate: float, steps_per_epoch: int, decay
 
 
 def make_epoch_step(loss_fn, batch_size: int, seed_keys: jax.Array):
-  """`train_step(state, epoch, key) -> (state, metrics)` for `gmmjax.train.fit`: one epoch of every seed.
+  """`train_step(state, epoch, key) -> (state, metrics)` for `gmmjax.train.run`: one epoch of every seed.
 
   `loss_fn(params, x [b, ...], key) -> []`; `state` is a `TrainState` stacked over seeds, and seed i's
   batches and keys derive from `seed_keys[i]` and the epoch alone. Each seed's pass is a scan over
@@ -223,7 +223,7 @@ def _train_and_evaluate(config: Config, workdir: pathlib.Path, resume: str = "au
 
   def run_phase(epoch_fn, state, num_steps, name):
     # One fit step is one epoch (the "data" is the epoch index).
-    result = gtrain.fit(
+    result = gtrain.run(
         lambda state, e, key: epoch_fn(state, images, e), state, lambda step: jnp.asarray(step, jnp.int32),
         key=run_key,
         num_steps=num_steps, batch_size=config.batch_size, workdir=workdir / name,
@@ -271,7 +271,7 @@ def _train_and_evaluate(config: Config, workdir: pathlib.Path, resume: str = "au
   uniform_epoch = joint_epoch(dataclasses.replace(model, uniform_weights=True)) if warmup else None
 
   def epoch(state, images, e):
-    # `gtrain.fit` calls the step eagerly, so the epoch index is concrete and each phase keeps its own
+    # `gtrain.run` calls the step eagerly, so the epoch index is concrete and each phase keeps its own
     # compiled epoch. The logits get no gradient in the uniform phase: they are learned from zero after it.
     return (uniform_epoch if int(e) < warmup else learned_epoch)(state, images, e)
 

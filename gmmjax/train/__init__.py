@@ -9,7 +9,7 @@ A model plugs in with a loss function; the loop does batching, keys, logging and
 
   tx = train.make_optimizer(train.OptimizerConfig(learning_rate=1e-3, clip_norm=1.0))
   state = train.TrainState.create(params=model.init(key, x0)["params"], tx=tx)
-  result = train.fit(train.make_train_step(loss_fn), state, (ds.images, ds.labels), key=key,
+  result = train.run(train.make_train_step(loss_fn), state, (ds.images, ds.labels), key=key,
                      num_steps=10_000, batch_size=256, workdir="runs/vade", checkpoint_every=1000)
   train.plots.plot_learning_curves(result.history, "runs/vade/curves.png")
 
@@ -17,9 +17,10 @@ State that is not trained by gradient (a GMM prior refitted by EM, batch statist
 `TrainState.extra`, with `make_train_step(loss_fn, has_extra=True)` and
 `loss_fn(params, extra, batch, key) -> (loss, (metrics, new_extra))`. Models with several optimisers
 (GANs) write their own `train_step(state, batch, key) -> (state, metrics)` on their own
-`flax.struct.dataclass` state; `fit` only needs that signature. Restarting the same command resumes from
+`flax.struct.dataclass` state; `run` only needs that signature. Restarting the same command resumes from
 the newest intact checkpoint in `workdir/checkpoints` and repeats the uninterrupted run step for step;
-a SIGKILL at any moment loses at most the steps since that checkpoint (see `fit`).
+a SIGKILL at any moment loses at most the steps since that checkpoint (see `run`). `fit` and
+`FitResult` are deprecated aliases of `run` and `TrainResult` (the names of the GMM fit).
 """
 
 from . import plots as plots
@@ -32,8 +33,10 @@ from ._epoch import map_batches as map_batches
 from ._loop import CONFIG_IGNORE as CONFIG_IGNORE
 from ._loop import ConfigMismatchError as ConfigMismatchError
 from ._loop import FitResult as FitResult
+from ._loop import TrainResult as TrainResult
 from ._loop import evaluate as evaluate
 from ._loop import fit as fit
+from ._loop import run as run
 from ._workdir import WorkdirLockedError as WorkdirLockedError
 from ._workdir import read_metrics as read_metrics
 from ._optim import OptimizerConfig as OptimizerConfig
@@ -55,6 +58,7 @@ __all__ = [
     "FitResult",
     "IncompatibleCheckpointError",
     "OptimizerConfig",
+    "TrainResult",
     "TrainState",
     "WorkdirLockedError",
     "data_mesh",
@@ -69,5 +73,6 @@ __all__ = [
     "plots",
     "read_metrics",
     "replicate",
+    "run",
     "shard_batch",
 ]

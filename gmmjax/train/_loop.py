@@ -5,6 +5,7 @@ import json
 import os
 import pathlib
 import time
+import warnings
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
@@ -24,7 +25,7 @@ RESUME_MODES = ("auto", "force")
 CONFIG_IGNORE = ("progress", "checkpoint_every", "log_every", "keep")
 
 
-class FitResult(NamedTuple):
+class TrainResult(NamedTuple):
   """state: the final train state. history: the records of metrics.jsonl up to the run's last step
   (train and eval, including those of the runs before a resume; each (split, step) once).
   resumed_from: the checkpoint step resumed from, or None."""
@@ -81,13 +82,13 @@ def evaluate(eval_step: Callable, state: Any, data: Any, *, batch_size: int,
   return {name: float(total) / count for name, total in totals.items()}
 
 
-def fit(train_step: Callable, state: Any, train_data: Any, *, key: jax.Array, num_steps: int,
+def run(train_step: Callable, state: Any, train_data: Any, *, key: jax.Array, num_steps: int,
         batch_size: int, workdir: os.PathLike, seed: int = 0, shuffle: bool = True,
         checkpoint_every: int = 1000, keep: int = 3, log_every: int = 10,
         eval_step: Callable | None = None, eval_data: Any = None, eval_every: int | None = None,
         eval_batch_size: int | None = None, data_parallel: bool = False, progress: bool = True,
         callback: Callable[[int, Any, dict], None] | None = None, config: Any = None,
-        resume: str = "auto", config_ignore: tuple[str, ...] = CONFIG_IGNORE) -> FitResult:
+        resume: str = "auto", config_ignore: tuple[str, ...] = CONFIG_IGNORE) -> TrainResult:
   """Runs `num_steps` steps of `train_step`, resuming from the newest intact checkpoint in `workdir`.
 
   Step s (counted from 0) uses batch `gmmjax.data.get_batch(train_data, s, batch_size, seed=seed)` and
@@ -128,7 +129,7 @@ def fit(train_step: Callable, state: Any, train_data: Any, *, key: jax.Array, nu
     config_ignore: config fields that may differ on resume (they do not change the result).
 
   Returns:
-    `FitResult(state, history, resumed_from)`. Train records carry "elapsed_s", the training time up to
+    `TrainResult(state, history, resumed_from)`. Train records carry "elapsed_s", the training time up to
     that step summed over all runs that produced the history.
 
   Raises:
@@ -176,11 +177,11 @@ def fit(train_step: Callable, state: Any, train_data: Any, *, key: jax.Array, nu
             f"{workdir} holds a run that went to step {max(beyond)}, but no checkpoint at step {num_steps}, "
             f"where this run ends. Use another workdir, or ask for at least {max(beyond)} steps.")
       state = checkpointer.restore(num_steps, template)
-      return FitResult(state=state, history=_history(workdir, num_steps), resumed_from=num_steps)
+      return TrainResult(state=state, history=_history(workdir, num_steps), resumed_from=num_steps)
     resumed_from, state = checkpointer.restore_latest(template, max_step=num_steps)
     start = resumed_from or 0
     if start == num_steps and resumed_from is not None and not forced:
-      return FitResult(state=state, history=_history(workdir, num_steps), resumed_from=resumed_from)
+      return TrainResult(state=state, history=_history(workdir, num_steps), resumed_from=resumed_from)
 
     # From here on the run writes: take the workdir for itself.
     lock.acquire(exclusive=True)
@@ -197,11 +198,20 @@ def fit(train_step: Callable, state: Any, train_data: Any, *, key: jax.Array, nu
                    checkpointer=checkpointer, mesh=mesh, checkpoint_every=checkpoint_every,
                    log_every=log_every, eval_step=eval_step, eval_data=eval_data, eval_every=eval_every,
                    eval_batch_size=eval_batch_size or batch_size, progress=progress, callback=callback)
-    return FitResult(state=state, history=_history(workdir, num_steps), resumed_from=resumed_from)
+    return TrainResult(state=state, history=_history(workdir, num_steps), resumed_from=resumed_from)
   finally:
     if checkpointer is not None:
       checkpointer.close()
     lock.release()
+
+
+def fit(*args: Any, **kwargs: Any) -> TrainResult:
+  """Deprecated alias of `run` (the name clashes with `gmmjax.fit`, the GMM fit)."""
+  warnings.warn("gmmjax.train.fit is deprecated; use gmmjax.train.run", DeprecationWarning, stacklevel=2)
+  return run(*args, **kwargs)
+
+
+FitResult = TrainResult  # Deprecated alias of `TrainResult`.
 
 
 def _as_arrays_copy(state: Any) -> Any:

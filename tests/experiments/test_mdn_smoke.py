@@ -35,14 +35,14 @@ def test_tiny_config_end_to_end(tmp_path):
 @pytest.mark.slow
 def test_rerun_resumes_from_the_checkpoints(tmp_path, monkeypatch):
   """A rerun resumes from the last checkpoint; from an earlier one it repeats the same steps."""
-  fit, resumed_from = train.fit, []
+  fit, resumed_from = train.run, []
 
   def recording_fit(*args, **kwargs):
     result = fit(*args, **kwargs)
     resumed_from.append(result.resumed_from)
     return result
 
-  monkeypatch.setattr(train, "fit", recording_fit)
+  monkeypatch.setattr(train, "run", recording_fit)
   config = dataclasses.replace(get_config("tiny"), steps=60, checkpoint_every=30)
 
   def run():

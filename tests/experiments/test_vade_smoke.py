@@ -129,14 +129,14 @@ def _snapshot(directory):
 
 @pytest.mark.slow
 def test_resumed_run_reports_the_full_training_time_and_generate_only_reads(tmp_path, monkeypatch):
-  fit, sleep_s = vade_main.gtrain.fit, 3.0
+  fit, sleep_s = vade_main.gtrain.run, 3.0
 
   def slow_fit(*args, workdir, **kwargs):  # Each joint epoch takes at least `sleep_s` seconds.
     if str(workdir).endswith("joint"):
       kwargs["callback"] = lambda step, state, metrics: time.sleep(sleep_s)
     return fit(*args, workdir=workdir, **kwargs)
 
-  monkeypatch.setattr(vade_main.gtrain, "fit", slow_fit)
+  monkeypatch.setattr(vade_main.gtrain, "run", slow_fit)
   config = vade_main.load_config("tiny", ["seeds=(0,)"])
   first = vade_main.train_and_evaluate(config, tmp_path)
   assert first["timings"]["joint_s"] >= config.epochs * sleep_s

@@ -49,7 +49,7 @@ def run(workdir, num_steps, *, sleep=0.0, data_parallel=False, checkpoint_every=
   state = make_state(jax.random.key(0), ds.images[:1])
   if sleep:
     callback = lambda step, state, metrics: time.sleep(sleep)  # noqa: E731
-  return train.fit(train.make_train_step(loss_fn), state, (ds.images, ds.labels), key=key,
+  return train.run(train.make_train_step(loss_fn), state, (ds.images, ds.labels), key=key,
                    num_steps=num_steps, batch_size=batch_size, workdir=workdir, seed=1,
                    checkpoint_every=checkpoint_every, keep=keep, log_every=1, progress=False,
                    callback=callback, data_parallel=data_parallel, **fit_kwargs)

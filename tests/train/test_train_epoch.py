@@ -39,7 +39,7 @@ def _stack(trees):
   return jax.tree.map(lambda *a: jnp.stack(a), *trees)
 
 
-@pytest.mark.parametrize("sampling", ["shuffle", "replace"])
+@pytest.mark.parametrize("sampling", ["shuffle", pytest.param("replace", marks=pytest.mark.slow)])
 def test_vmap_over_models_equals_each_model_alone_and_scan_equals_loop(sampling):
   data = _data()
   rows = jnp.stack([jnp.arange(0, 20), jnp.arange(20, 40), jnp.arange(10, 30)])  # Each model its rows.
