@@ -22,7 +22,7 @@ import numpy as np
 from gmmjax import train as gtrain
 from gmmjax.nn import gmvae, vade
 
-from . import main as vade_main
+from . import train as vade_train
 from .configs.base import Config
 
 
@@ -37,14 +37,14 @@ def load_trained(
   raw = json.loads((joint / "config.json").read_text())
   raw = {k: tuple(v) if isinstance(v, list) else v for k, v in raw.items()}
   config = Config(**raw)
-  model = vade_main.build_model(config)
+  model = vade_train.build_model(config)
   seeds = tuple(config.seeds)
   if not 0 <= seed_index < len(seeds):
     raise ValueError(f"seed_index must be in [0, {len(seeds)}), got {seed_index}")
   x0 = jnp.zeros((2, 28, 28, 1), jnp.float32)
   params = jax.vmap(lambda k: model.init(k, x0))(jnp.stack([jax.random.key(s) for s in seeds]))
-  tx = vade_main._optimizer(config, config.learning_rate, 1, decay=True)
-  template = vade_main.init_state(params, tx)
+  tx = vade_train._optimizer(config, config.learning_rate, 1, decay=True)
+  template = vade_train.init_state(params, tx)
   checkpointer = gtrain.Checkpointer(
       joint / "checkpoints",
       run_info={"seed": int(seeds[0]), "batch_size": int(config.batch_size), "shuffle": True})

@@ -11,7 +11,7 @@ import pytest
 from gmmjax import data as gdata
 
 from experiments import cli
-from experiments.anomaly import main as anomaly
+from experiments.anomaly import train as anomaly
 from experiments.anomaly.configs import get_config
 
 
