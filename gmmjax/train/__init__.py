@@ -21,6 +21,18 @@ State that is not trained by gradient (a GMM prior refitted by EM, batch statist
 the newest intact checkpoint in `workdir/checkpoints` and repeats the uninterrupted run step for step;
 a SIGKILL at any moment loses at most the steps since that checkpoint (see `run`). `fit` and
 `FitResult` are deprecated aliases of `run` and `TrainResult` (the names of the GMM fit).
+
+With the data set on the device, `make_epoch` turns a one-model step into one jitted epoch: `vmap` over
+models (seeds, classes), `lax.scan` over batches (a loop of the jitted step on CPU where that is faster),
+and `run` counts epochs as its steps:
+
+  def step(state, batch, key):                         # one update of one model
+    loss, grads = jax.value_and_grad(loss_fn)(state.params, batch, key)
+    return state.apply_gradients(grads), {"loss": loss}
+
+  epoch = train.make_epoch(step, batch_size=128, vmap=True)       # states and keys stacked [M]
+  result = train.run(lambda s, e, _: epoch(s, keys, e, images), states, lambda e: e, key=key,
+                     num_steps=epochs, batch_size=128, workdir="runs/seeds", log_every=1)
 """
 
 from . import plots as plots
