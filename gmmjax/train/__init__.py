@@ -31,8 +31,13 @@ and `run` counts epochs as its steps:
     return state.apply_gradients(grads), {"loss": loss}
 
   epoch = train.make_epoch(step, batch_size=128, vmap=True)       # states and keys stacked [M]
-  result = train.run(lambda s, e, _: epoch(s, keys, e, images), states, lambda e: e, key=key,
-                     num_steps=epochs, batch_size=128, workdir="runs/seeds", log_every=1)
+
+  def train_step(states, e, key):                       # one `run` step = one epoch of all models
+    states, metrics = epoch(states, keys, e, images)    # metrics: each model's mean over the epoch
+    return states, {"loss": metrics["loss"].mean()}     # `run` records scalars
+
+  result = train.run(train_step, states, lambda e: e, key=key, num_steps=epochs, batch_size=128,
+                     workdir="runs/seeds", log_every=1)
 """
 
 from . import plots as plots
