@@ -24,8 +24,10 @@ from __future__ import annotations
 import dataclasses
 import importlib
 import json
+import os
 import pathlib
 import time
+import warnings
 from typing import Any
 
 import jax
@@ -192,7 +194,8 @@ def train_and_evaluate(config: Config, workdir: str | pathlib.Path, resume: str 
 
 
 def _train_and_evaluate(config: Config, workdir: pathlib.Path, resume: str = "auto") -> dict:
-  workdir.mkdir(parents=True, exist_ok=True)
+  if not workdir.exists():
+    workdir.mkdir(parents=True)
   config_dict = dataclasses.asdict(config)
   timings = {}
 
@@ -306,6 +309,9 @@ def _train_and_evaluate(config: Config, workdir: pathlib.Path, resume: str = "au
       "timings": timings,
       "config": config_dict,
   }
+  if not os.access(workdir, os.W_OK):  # A finished run in a read-only folder: evaluate, write nothing.
+    warnings.warn(f"{workdir} is read-only: results.json and the plots are not written", stacklevel=2)
+    return results
   (workdir / "results.json").write_text(json.dumps(results, indent=2) + "\n")
   _write_plots(config, model, params, images, workdir, joint.history, pre.history)
   return results

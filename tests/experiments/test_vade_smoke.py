@@ -161,3 +161,9 @@ def test_resumed_run_reports_the_full_training_time_and_generate_only_reads(tmp_
   images, _ = vade_generate.generate(jax.random.key(0), model, params, 3, per_component=False)
   assert images.shape == (3, 28, 28, 1)
   assert _snapshot(tmp_path) == before
+  # Evaluating the finished run in a folder it cannot write to (root writes anyway: pretend).
+  monkeypatch.setattr(vade_train.os, "access", lambda path, mode: False)
+  with pytest.warns(UserWarning, match="read-only"):
+    evaluated = vade_train.train_and_evaluate(config, tmp_path)
+  assert evaluated["per_seed"][0]["acc"] == again["per_seed"][0]["acc"]
+  assert _snapshot(tmp_path) == before
