@@ -6,8 +6,8 @@
 Evaluation uses only networks trained here: a Fashion-MNIST classifier's
 penultimate features give the Frechet distance between generated and real test
 images, its labels the per-image entropy, the class coverage and the inception
-score. Training runs in chunks of `log_every` steps (one `lax.scan` each, a loop
-of the jitted step on CPU; one host sync per chunk), driven by `gmmjax.train.fit`
+score. Training runs in chunks of `log_every` steps (`gmmjax.train.make_epoch`: one
+`lax.scan` each, a loop of the jitted step on CPU; one host sync per chunk), driven by `gmmjax.train.run`
 (one fit step = one chunk): JSONL metrics, tqdm, Orbax checkpoints, and resume
 when the same command is run again. Writes
 config.json, results.json, results.md, learning_curves.png, a sample grid PNG per
@@ -17,193 +17,19 @@ into the workdir.
 
 from __future__ import annotations
 
-import dataclasses
-import functools
-import json
-import pathlib
 import sys
-import time
-
-import jax
-import jax.numpy as jnp
-import numpy as np
-import optax
-
-from gmmjax import data as gdata
-from gmmjax import train as gtrain
-from gmmjax.nn import fid, gan
 
 from .. import cli
-from .configs import Config, get_config
-
-
-def _grid(images: np.ndarray, path: pathlib.Path, title: str) -> None:
-  plt = gtrain.plots.pyplot()
-
-  n = int(np.sqrt(len(images)))
-  tiles = images[: n * n, :, :, 0].reshape(n, n, 28, 28).transpose(0, 2, 1, 3).reshape(n * 28, n * 28)
-  fig, ax = plt.subplots(figsize=(5, 5))
-  ax.imshow((tiles + 1) / 2, cmap="gray", vmin=0, vmax=1)
-  ax.set_axis_off()
-  ax.set_title(title)
-  fig.tight_layout()
-  fig.savefig(path, dpi=100)
-  plt.close(fig)
-
-
-@functools.lru_cache(maxsize=8)
-def make_functions(config: Config, latent: str, scan: bool | None = None):
-  """`(generator, init, run_chunk)` of one GAN.
-
-  `init(key) -> gan.GANState`; `run_chunk(state, keys [n], x_train) -> (state, metrics)` runs n steps,
-  metrics averaged over them, with one host sync at the end. `scan=True`: the n steps are one jitted
-  `lax.scan`; `scan=False`: a Python loop of the jitted step (the same steps and keys). None: the scan
-  except on CPU, where XLA runs the convolution gradients of a loop body on a slow path, 6 to 20 times
-  slower than the same step jitted alone (jax-ml/jax#12868). Cached per (config, latent, scan), so that
-  a rerun in the same process (a resume) reuses the compilations.
-  """
-  if scan is None:
-    scan = jax.default_backend() != "cpu"
-  generator = gan.Generator(latent=latent, latent_dim=config.latent_dim, n_components=config.n_components,
-                            features=config.g_features)
-  discriminator = gan.Discriminator(features=config.d_features)
-  tx = optax.adam(config.learning_rate, b1=config.beta1)
-  init, step = gan.make_gan(generator, discriminator, tx, tx, config.scale_weight)
-
-  def body(s, k, x_train):
-    k_idx, k_step = jax.random.split(k)
-    idx = jax.random.randint(k_idx, (config.batch_size,), 0, x_train.shape[0])
-    return step(s, k_step, x_train[idx])
-
-  if scan:
-    @jax.jit
-    def run_chunk(state, keys, x_train):
-      state, m = jax.lax.scan(lambda s, k: body(s, k, x_train), state, keys)
-      return state, {**jax.tree.map(jnp.mean, m)._asdict(), "gan_step": state.step}
-  else:
-    jit_body = jax.jit(body)
-
-    def run_chunk(state, keys, x_train):
-      ms = []
-      for k in keys:
-        state, m = jit_body(state, k, x_train)
-        ms.append(m)
-      m = jax.tree.map(lambda *v: jnp.mean(jnp.stack(v)), *ms)
-      return state, {**m._asdict(), "gan_step": state.step}
-
-  return generator, init, run_chunk
-
-
-def train_gan(key: jax.Array, config: Config, latent: str, x_train: jax.Array,
-              workdir: str | pathlib.Path) -> tuple[gan.Generator, gtrain.FitResult]:
-  """Trains one GAN with `gmmjax.train.fit` in `workdir`, resuming from its checkpoints.
-
-  Returns:
-    `(generator, fit result)`; the result's state is a `gan.GANState`.
-  """
-  generator, init, run_chunk = make_functions(config, latent)
-  k_init, k_train = jax.random.split(key)
-  chunk = min(config.log_every, config.steps)
-
-  def check(state, expected):
-    # Chunks are indexed by fit's steps: a checkpoint of other chunks would resume the wrong run.
-    if int(state.step) != expected:
-      raise ValueError(f"{workdir} holds a run with other `steps` or `log_every` (GAN step "
-                       f"{int(state.step)}, expected {expected}); use another workdir.")
-
-  def train_step(state, c, key):
-    del key  # Chunk c's keys derive from `k_train` and c alone.
-    check(state, c * chunk)
-    n = min(chunk, config.steps - c * chunk)
-    keys = jax.random.split(jax.random.fold_in(k_train, c), n)
-    t = time.time()
-    state, m = run_chunk(state, keys, x_train)
-    jax.block_until_ready(m)  # the chunk's one host sync
-    return state, {**m, "seconds_per_step": (time.time() - t) / n}
-
-  result = gtrain.fit(
-      train_step, init(k_init), lambda c: c, key=k_train, num_steps=-(-config.steps // chunk),
-      batch_size=config.batch_size, workdir=workdir, seed=config.seed,
-      checkpoint_every=max(1, -(-config.checkpoint_every // chunk)), log_every=1,
-      config=dataclasses.asdict(config))
-  check(result.state, config.steps)
-  return generator, result
-
-
-def _evaluate(cls_params, cls_model, images, real_feats) -> dict:
-  probs, feats = fid.classify(cls_params, images, model=cls_model)
-  s = fid.label_stats(probs)
-  return {"frechet_distance": fid.frechet_distance_of_features(feats, real_feats),
-          "mean_entropy": s.mean_entropy, "marginal_entropy": s.marginal_entropy,
-          "coverage": s.coverage, "inception_score": s.inception_score,
-          "class_shares": s.class_shares.round(4).tolist()}
-
-
-def _table(results: dict) -> str:
-  rows = ["| | Frechet distance | inception score | coverage (of 10) | label entropy per image | "
-          "marginal label entropy |", "|---|---|---|---|---|---|"]
-  for name, r in results["models"].items():
-    rows.append(f"| {name} | {r['frechet_distance']:.2f} | {r['inception_score']:.2f} | {r['coverage']} | "
-                f"{r['mean_entropy']:.3f} | {r['marginal_entropy']:.3f} |")
-  return "\n".join(rows) + "\n"
-
-
-def train_and_evaluate(config: Config, workdir: str | pathlib.Path) -> dict:
-  """Trains the classifier and both GANs, evaluates them, writes results; returns the results dict."""
-  workdir = pathlib.Path(workdir)
-  workdir.mkdir(parents=True, exist_ok=True)
-  (workdir / "config.json").write_text(json.dumps(dataclasses.asdict(config), indent=2))
-  t0 = time.time()
-  kw = dict(source="local", data_dir=config.data_dir, normalize="symmetric")
-  train = gdata.load("fashion_mnist", split="train", limit=config.train_limit, **kw)
-  test = gdata.load("fashion_mnist", split="test", **kw)
-  x_train = jnp.asarray(train.images, jnp.float32)
-  x_test = jnp.asarray(test.images[: config.n_eval], jnp.float32)
-  key = jax.random.key(config.seed)
-  k_cls, k_gan, k_eval = jax.random.split(key, 3)
-
-  cls_model = fid.Classifier()
-  cls_params = fid.train_classifier(k_cls, x_train, jnp.asarray(train.labels), steps=config.classifier_steps,
-                                    batch_size=config.classifier_batch, model=cls_model)
-  test_probs, real_feats = fid.classify(cls_params, x_test, model=cls_model)
-  accuracy = float(np.mean(test_probs.argmax(-1) == test.labels[: config.n_eval]))
-  results = {"classifier_test_accuracy": accuracy, "models": {}}
-  # Reference points: real training images against the real test images.
-  results["models"]["real train images"] = _evaluate(cls_params, cls_model, x_train[: config.n_eval], real_feats)
-
-  curves = []
-  for i, latent in enumerate(config.latents):
-    generator, trained = train_gan(jax.random.fold_in(k_gan, i), config, latent, x_train, workdir / latent)
-    g_params = trained.state.g_params
-    sample = jax.jit(lambda k: generator.apply({"params": g_params}, k, 1000))
-    images = jnp.concatenate([sample(jax.random.fold_in(k_eval, j))
-                              for j in range(-(-config.n_eval // 1000))])[: config.n_eval]
-    r = _evaluate(cls_params, cls_model, images, real_feats)
-    # Median over the chunks after the first, which includes compilation.
-    times = [rec["seconds_per_step"] for rec in trained.history if rec.get("split") == "train"]
-    r["seconds_per_step"] = float(np.median(times[1:] if len(times) > 1 else times))
-    if latent == "mixture":
-      scales = generator.apply({"params": g_params}, method=lambda m: m.prior.scales())
-      r["latent_scale_mean"] = float(jnp.mean(scales))
-    results["models"][f"{latent} latent"] = r
-    _grid(np.asarray(images[:64]), workdir / f"samples_{latent}.png", f"{latent} latent")
-    # One line per GAN: the plot draws one line per "split".
-    curves += [{**rec, "step": rec["gan_step"], "split": latent} for rec in trained.history]
-  gtrain.plots.plot_learning_curves(curves, workdir / "learning_curves.png",
-                                    keys=["d_loss", "g_loss", "scale_penalty"])
-  results["total_seconds"] = time.time() - t0
-  results["device"] = str(jax.devices()[0].device_kind)
-  (workdir / "results.json").write_text(json.dumps(results, indent=2))
-  (workdir / "results.md").write_text(_table(results))
-  return results
+from . import train
+from .configs import get_config
 
 
 def main(argv=None) -> None:
   args = cli.parse_args(argv, __doc__, "tiny", ("tiny", "cpu", "cpu_long", "full"))
   config = cli.parse_overrides(get_config(args.config), args.set)
-  results = train_and_evaluate(config, args.workdir)
+  results = train.train_and_evaluate(config, args.workdir, resume=args.resume)
   print(f"classifier test accuracy {results['classifier_test_accuracy']:.4f}")
-  print(_table(results))
+  print(train.results_table(results))
   print(f"total {results['total_seconds']:.1f} s")
 
 

@@ -6,7 +6,7 @@ Data: x ~ N(0.5, prior_sd^2), y = x + 0.3 sin(2 pi x) + N(0, noise^2); the MDN
 models p(x | y), which has up to three modes. The true conditional density is
 p(x) p(y | x) / p(y), with p(y) a 1-D integral computed by quadrature, so the
 learned held-out NLL can be compared with the true NLL. Training is
-`gmmjax.train.fit` with one full-batch Adam step per fit step: JSONL metrics,
+`gmmjax.train.run` with one full-batch Adam step per fit step: JSONL metrics,
 tqdm, Orbax checkpoints, and resume when the same command is run again. Writes
 config.json, metrics.jsonl, checkpoints/, results.json, samples.png (MDN samples
 over the data) and learning_curves.png.
@@ -14,119 +14,18 @@ over the data) and learning_curves.png.
 
 from __future__ import annotations
 
-import dataclasses
 import json
-import pathlib
 import sys
-import time
-
-import flax.linen as nn
-import jax
-import jax.numpy as jnp
-import numpy as np
-import optax
-from scipy import stats
-
-from gmmjax import train as gtrain
-from gmmjax.nn import mdn
 
 from .. import cli
-from .configs import Config, get_config
-
-
-def forward(x: np.ndarray) -> np.ndarray:
-  return x + 0.3 * np.sin(2 * np.pi * x)
-
-
-def make_data(seed: int, n: int, config: Config) -> tuple[np.ndarray, np.ndarray]:
-  """`(features y [n, 1], targets x [n, 1])` as float64."""
-  rng = np.random.default_rng(seed)
-  x = rng.normal(0.5, config.prior_sd, n)
-  y = forward(x) + config.noise * rng.normal(size=n)
-  return y[:, None], x[:, None]
-
-
-def true_log_density(features: np.ndarray, targets: np.ndarray, config: Config) -> np.ndarray:
-  """`[n]` log p(x | y) by Bayes' rule, p(y) by a Riemann sum on a fine grid."""
-  grid = np.linspace(0.5 - 8 * config.prior_sd, 0.5 + 8 * config.prior_sd, 20001)
-  log_joint_grid = (stats.norm.logpdf(grid, 0.5, config.prior_sd)[None]
-                    + stats.norm.logpdf(features, forward(grid)[None], config.noise))
-  log_marginal = np.logaddexp.reduce(log_joint_grid, axis=-1) + np.log(grid[1] - grid[0])
-  log_joint = (stats.norm.logpdf(targets[:, 0], 0.5, config.prior_sd)
-               + stats.norm.logpdf(features[:, 0], forward(targets[:, 0]), config.noise))
-  return log_joint - log_marginal
-
-
-class MDNNet(nn.Module):
-  """tanh MLP then `MDNHead`."""
-
-  hidden: tuple[int, ...]
-  n_components: int
-  target_dim: int
-  covariance_type: str = "diag"
-  min_scale: float = 1e-3
-
-  @nn.compact
-  def __call__(self, h: jax.Array) -> mdn.MDNParams:
-    for width in self.hidden:
-      h = nn.tanh(nn.Dense(width)(h))
-    return mdn.MDNHead(self.n_components, self.target_dim, self.covariance_type, self.min_scale)(h)
-
-
-def _plot(f_test, t_test, samples, path: pathlib.Path) -> None:
-  plt = gtrain.plots.pyplot()
-
-  fig, ax = plt.subplots(figsize=(5, 4))
-  ax.scatter(f_test[:, 0], t_test[:, 0], s=2, alpha=0.4, label="data")
-  ax.scatter(f_test[:, 0], samples[:, 0], s=2, alpha=0.4, label="MDN samples")
-  ax.set_xlabel("y (input)")
-  ax.set_ylabel("x (target)")
-  ax.legend(markerscale=4)
-  fig.tight_layout()
-  fig.savefig(path, dpi=120)
-  plt.close(fig)
-
-
-def train_and_evaluate(config: Config, workdir: str | pathlib.Path) -> dict:
-  """Trains the MDN full-batch, compares held-out NLL with the true NLL, writes the results."""
-  workdir = pathlib.Path(workdir)
-  t0 = time.time()
-  f_train, t_train = make_data(config.seed, config.n_train, config)
-  f_test, t_test = make_data(config.seed + 1, config.n_test, config)
-  net = MDNNet(config.hidden, config.n_components, 1, config.covariance_type, config.min_scale)
-  f, t = jnp.asarray(f_train, jnp.float32), jnp.asarray(t_train, jnp.float32)
-  key = jax.random.key(config.seed)
-  state = gtrain.TrainState.create(params=net.init(key, f)["params"], tx=optax.adam(config.learning_rate))
-
-  def loss_fn(params, batch, key):
-    del key
-    features, targets = batch
-    return mdn.nll(net.apply({"params": params}, features), targets), {}
-
-  trained = gtrain.fit(
-      gtrain.make_train_step(loss_fn), state, lambda step: (f, t), key=key, num_steps=config.steps,
-      batch_size=config.n_train, workdir=workdir, seed=config.seed, checkpoint_every=config.checkpoint_every,
-      log_every=100, config=dataclasses.asdict(config))
-  params = trained.state.params
-  out = net.apply({"params": params}, jnp.asarray(f_test, jnp.float32))
-  test_nll = float(mdn.nll(out, jnp.asarray(t_test, jnp.float32)))
-  true_nll = float(-true_log_density(f_test, t_test, config).mean())
-  gauss_nll = float(-stats.norm.logpdf(t_test[:, 0], t_train.mean(), t_train.std()).mean())
-  samples = np.asarray(mdn.sample(jax.random.fold_in(key, 1), out))
-  _plot(f_test, t_test, samples, workdir / "samples.png")
-  results = {"test_nll": test_nll, "true_nll": true_nll, "gap": test_nll - true_nll,
-             "unconditional_gaussian_nll": gauss_nll, "total_seconds": time.time() - t0}
-  (workdir / "results.json").write_text(json.dumps(results, indent=2))
-  history = [r for r in trained.history if r.get("split") == "train"]
-  gtrain.plots.plot_learning_curves(history, workdir / "learning_curves.png", keys=["loss", "grad_norm"],
-                                    log_y=True)
-  return results
+from . import train
+from .configs import get_config
 
 
 def main(argv=None) -> None:
   args = cli.parse_args(argv, __doc__, "tiny", ("tiny", "cpu", "full"))
   config = cli.parse_overrides(get_config(args.config), args.set)
-  print(json.dumps(train_and_evaluate(config, args.workdir), indent=2))
+  print(json.dumps(train.train_and_evaluate(config, args.workdir, resume=args.resume), indent=2))
 
 
 if __name__ == "__main__":

@@ -22,36 +22,39 @@ import numpy as np
 from gmmjax import train as gtrain
 from gmmjax.nn import gmvae, vade
 
-from . import main as vade_main
+from . import train as vade_train
 from .configs.base import Config
 
 
 def load_trained(
     workdir: str | pathlib.Path, seed_index: int = 0
 ) -> tuple[Config, vade.VaDE | gmvae.GMVAE, vade.VaDEParams | gmvae.GMVAEParams]:
-  """`(config, model, params)` of seed `seed_index` from the latest joint-training checkpoint."""
+  """`(config, model, params)` of seed `seed_index` from the newest intact joint-training checkpoint.
+
+  Reads only; nothing in `workdir` is written.
+  """
   joint = pathlib.Path(workdir) / "joint"
   raw = json.loads((joint / "config.json").read_text())
   raw = {k: tuple(v) if isinstance(v, list) else v for k, v in raw.items()}
   config = Config(**raw)
-  model = vade_main.build_model(config)
+  model = vade_train.build_model(config)
   seeds = tuple(config.seeds)
   if not 0 <= seed_index < len(seeds):
     raise ValueError(f"seed_index must be in [0, {len(seeds)}), got {seed_index}")
   x0 = jnp.zeros((2, 28, 28, 1), jnp.float32)
   params = jax.vmap(lambda k: model.init(k, x0))(jnp.stack([jax.random.key(s) for s in seeds]))
-  tx = vade_main._optimizer(config, config.learning_rate, 1, decay=True)
-  template = vade_main.SeedState(params, jax.vmap(tx.init)(params),
-                                 jnp.zeros((len(seeds), 2), jnp.uint32))
+  tx = vade_train._optimizer(config, config.learning_rate, 1, decay=True)
+  template = vade_train.init_state(params, tx)
   checkpointer = gtrain.Checkpointer(
       joint / "checkpoints",
       run_info={"seed": int(seeds[0]), "batch_size": int(config.batch_size), "shuffle": True})
-  step = checkpointer.latest_step()
+  try:  # Only reads: a finished run in a read-only folder can be sampled.
+    step, state = checkpointer.restore_latest(template, max_step=config.epochs)
+  finally:
+    checkpointer.close()
   if step is None:
     raise FileNotFoundError(
         f"no checkpoint in {joint / 'checkpoints'}; train first with experiments.vade.main")
-  state = checkpointer.restore(step, template)
-  checkpointer.close()
   return config, model, jax.tree.map(lambda a: a[seed_index], state.params)
 
 
@@ -60,12 +63,11 @@ def generate(
     per_component: bool
 ) -> tuple[np.ndarray, np.ndarray]:
   """`(images [N, 28, 28, 1], components [N])` as numpy arrays (VaDE or GMVAE)."""
-  sample = vade_main.model_module(model).sample
   if per_component:
     comps = jnp.repeat(jnp.arange(model.n_components), n)
-    images, comps = sample(key, model, params, comps.shape[0], component=comps)
+    images, comps = model.sample(key, params, comps.shape[0], component=comps)
   else:
-    images, comps = sample(key, model, params, n)
+    images, comps = model.sample(key, params, n)
   return np.asarray(images, np.float32), np.asarray(comps, np.int32)
 
 

@@ -22,7 +22,7 @@ import numpy as np
 
 from gmmjax import train as gtrain
 
-from . import main as vade_main
+from . import train as vade_train
 
 _FREE_FIELDS = ("seeds", "progress")  # May differ between the pooled runs.
 TARGETS = {"acc": 0.70, "nmi": 0.69}  # Fashion-MNIST targets (experiments/vade/README.md).
@@ -55,9 +55,9 @@ def pool(results: list[dict], ignore: tuple[str, ...] = ()) -> dict:
       "devices": sorted({r["device"] for r in results}),
       "seeds": seeds,
       "per_seed": per_seed,
-      "first5": vade_main.summarize_scores(per_seed[:5]),
-      "all": vade_main.summarize_scores(per_seed),
-      "after_gmm_init": vade_main.summarize_scores(init, names=("acc", "nmi")),
+      "first5": vade_train.summarize_scores(per_seed[:5]),
+      "all": vade_train.summarize_scores(per_seed),
+      "after_gmm_init": vade_train.summarize_scores(init, names=("acc", "nmi")),
       "nan_free_seeds": sum(r["nan_free_seeds"] for r in results),
       "s_per_epoch": {
           phase: [r["timings"][f"{phase}_s_per_epoch"] for r in results] for phase in ("pretrain", "joint")
@@ -85,7 +85,7 @@ def best_of(pooled: dict, restarts: int) -> dict:
       "restarts": restarts,
       "kept_seeds": [s["seed"] for s in kept],
       "per_run": kept,
-      "scores": vade_main.summarize_scores(kept),
+      "scores": vade_train.summarize_scores(kept),
   }
 
 

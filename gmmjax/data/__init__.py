@@ -10,6 +10,7 @@ from ._batching import batch_indices as batch_indices
 from ._batching import batches as batches
 from ._batching import get_batch as get_batch
 from ._batching import steps_per_epoch as steps_per_epoch
+from ._idx import DatasetFormatError as DatasetFormatError
 from ._idx import prepare_tfds_manual_dir as prepare_tfds_manual_dir
 from ._idx import read_idx as read_idx
 from ._idx import restore_gzip_header as restore_gzip_header
@@ -26,6 +27,7 @@ __all__ = [
     "NAMES",
     "Batches",
     "Dataset",
+    "DatasetFormatError",
     "DatasetInfo",
     "DatasetNotFoundError",
     "batch_indices",

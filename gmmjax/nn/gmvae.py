@@ -117,9 +117,34 @@ class GMVAE:
   prior_covariance = "diag"  # Not a field: the bound's per-component KL needs diagonal components.
 
   def __post_init__(self):
-    vade.VaDE.__post_init__(self)  # The same checks on the likelihood and the sizes.
+    vade.check_model_fields(self)
     if isinstance(self.head_hidden, bool) or not isinstance(self.head_hidden, int) or self.head_hidden < 1:
       raise ValueError(f"head_hidden must be a positive integer, got {self.head_hidden!r}")
+
+  # The interface VaDE and GMVAE share (experiments train and evaluate either through it).
+  def loss(self, key, params: GMVAEParams, x: jax.Array, **kwargs) -> jax.Array:
+    """`[]` negative mean ELBO; see `loss`."""
+    return loss(key, self, params, x, **kwargs)
+
+  def pretrain_loss(self, params: GMVAEParams, x: jax.Array, **kwargs) -> jax.Array:
+    """`[]` autoencoder loss; see `vade.pretrain_loss`."""
+    return pretrain_loss(self, params, x, **kwargs)
+
+  def elbo(self, key, params: GMVAEParams, x: jax.Array, **kwargs) -> vade.ElboTerms:
+    """Per-example ELBO terms; see `elbo`."""
+    return elbo(key, self, params, x, **kwargs)
+
+  def predict(self, params: GMVAEParams, x: jax.Array) -> jax.Array:
+    """`[n]` argmax q(c | x); see `predict`."""
+    return predict(self, params, x)
+
+  def sample(self, key, params: GMVAEParams, n: int, component: ArrayLike | None = None):
+    """`(images, components)`; see `sample`."""
+    return sample(key, self, params, n, component=component)
+
+  def init_posterior_from_prior(self, params: GMVAEParams, fraction: float = 0.01) -> GMVAEParams:
+    """See `init_posterior_from_prior`."""
+    return init_posterior_from_prior(params, fraction)
 
   @property
   def head(self) -> PosteriorHead:

@@ -77,22 +77,24 @@ class MLPDecoder(nn.Module):
 
 
 class ConvEncoder(nn.Module):
-  """Convolutional Gaussian encoder: 28 -> 14 -> 7 (strided convs), then dense.
+  """Convolutional Gaussian encoder: h -> h/2 -> h/4 (strided convs), then dense.
 
   Attributes:
     latent_dim: `l`.
     features: channels of the two strided convolutions.
     dense: width of the dense layer after them.
+    image_shape: `(h, w, c)` of the images.
   """
 
   latent_dim: int
   features: Sequence[int] = (32, 64)
   dense: int = 256
+  image_shape: Sequence[int] = IMAGE_SHAPE
 
   @nn.compact
   def __call__(self, x: jax.Array) -> tuple[jax.Array, jax.Array]:
-    """`x: [n, 28, 28, 1]` or `[n, 784]` -> `(mean [n, l], log_var [n, l])`."""
-    h = x.reshape(x.shape[0], *IMAGE_SHAPE)
+    """`x: [n, h, w, c]` or `[n, h * w * c]` -> `(mean [n, l], log_var [n, l])`."""
+    h = x.reshape(x.shape[0], *self.image_shape)
     for f in self.features:
       h = nn.relu(nn.Conv(f, (4, 4), strides=(2, 2), padding="SAME")(h))
     h = nn.relu(nn.Dense(self.dense)(_flatten(h)))
@@ -102,24 +104,35 @@ class ConvEncoder(nn.Module):
 
 
 class ConvDecoder(nn.Module):
-  """Transposed-convolution decoder: dense -> 7x7 -> 14x14 -> 28x28x1.
+  """Transposed-convolution decoder: dense -> h/4 x w/4 -> h/2 x w/2 -> h x w x c (28x28x1 by default).
 
   Attributes:
-    features: channels at 7x7 and 14x14.
+    features: channels at the two smaller resolutions.
     dense: width of the first dense layer.
+    image_shape: `(h, w, c)` of the images; h and w divisible by 4.
   """
 
   features: Sequence[int] = (64, 32)
   dense: int = 256
+  image_shape: Sequence[int] = IMAGE_SHAPE
 
   @nn.compact
   def __call__(self, z: jax.Array) -> jax.Array:
-    """`z: [n, l]` -> `[n, 28, 28, 1]`."""
+    """`z: [n, l]` -> `[n, h, w, c]`."""
+    h0, w0 = _quarter(self.image_shape)
     h = nn.relu(nn.Dense(self.dense)(z))
-    h = nn.relu(nn.Dense(7 * 7 * self.features[0])(h))
-    h = h.reshape(z.shape[0], 7, 7, self.features[0])
+    h = nn.relu(nn.Dense(h0 * w0 * self.features[0])(h))
+    h = h.reshape(z.shape[0], h0, w0, self.features[0])
     h = nn.relu(nn.ConvTranspose(self.features[1], (4, 4), strides=(2, 2), padding="SAME")(h))
-    return nn.ConvTranspose(IMAGE_SHAPE[-1], (4, 4), strides=(2, 2), padding="SAME")(h)
+    return nn.ConvTranspose(self.image_shape[-1], (4, 4), strides=(2, 2), padding="SAME")(h)
+
+
+def _quarter(image_shape: Sequence[int]) -> tuple[int, int]:
+  """`(h / 4, w / 4)`: the resolution two stride-2 transposed convolutions double twice."""
+  height, width = image_shape[0], image_shape[1]
+  if height % 4 or width % 4:
+    raise ValueError(f"image height and width must be divisible by 4, got {tuple(image_shape)}")
+  return height // 4, width // 4
 
 
 ARCHITECTURES = ("mlp", "conv")

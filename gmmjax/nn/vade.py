@@ -144,6 +144,19 @@ def standard_prior(
   )
 
 
+def check_model_fields(model) -> None:
+  """The checks VaDE and GMVAE share: likelihood, prior covariance, p(c) flag and sizes."""
+  if model.likelihood not in networks.LIKELIHOODS:
+    raise ValueError(f"likelihood must be one of {networks.LIKELIHOODS}, got {model.likelihood!r}")
+  _check_prior_covariance("prior_covariance", model.prior_covariance)
+  if type(model.uniform_weights) is not bool:
+    raise ValueError(f"uniform_weights must be a bool, got {model.uniform_weights!r}")
+  for name in ("n_components", "latent_dim"):
+    value = getattr(model, name)
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+      raise ValueError(f"{name} must be a positive integer, got {value!r}")
+
+
 @dataclasses.dataclass(frozen=True)
 class VaDE:
   """Model definition (static): networks, sizes and observation likelihood.
@@ -167,15 +180,32 @@ class VaDE:
   uniform_weights: bool = False
 
   def __post_init__(self):
-    if self.likelihood not in networks.LIKELIHOODS:
-      raise ValueError(f"likelihood must be one of {networks.LIKELIHOODS}, got {self.likelihood!r}")
-    _check_prior_covariance("prior_covariance", self.prior_covariance)
-    if type(self.uniform_weights) is not bool:
-      raise ValueError(f"uniform_weights must be a bool, got {self.uniform_weights!r}")
-    for name in ("n_components", "latent_dim"):
-      value = getattr(self, name)
-      if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    check_model_fields(self)
+
+  # The interface VaDE and GMVAE share (experiments train and evaluate either through it).
+  def loss(self, key, params: VaDEParams, x: jax.Array, **kwargs) -> jax.Array:
+    """`[]` negative mean ELBO; see `loss`."""
+    return loss(key, self, params, x, **kwargs)
+
+  def pretrain_loss(self, params: VaDEParams, x: jax.Array, **kwargs) -> jax.Array:
+    """`[]` autoencoder loss; see `pretrain_loss`."""
+    return pretrain_loss(self, params, x, **kwargs)
+
+  def elbo(self, key, params: VaDEParams, x: jax.Array, **kwargs) -> "ElboTerms":
+    """Per-example ELBO terms; see `elbo`."""
+    return elbo(key, self, params, x, **kwargs)
+
+  def predict(self, params: VaDEParams, x: jax.Array) -> jax.Array:
+    """`[n]` argmax q(c | x); see `predict`."""
+    return predict(self, params, x)
+
+  def sample(self, key, params: VaDEParams, n: int, component: ArrayLike | None = None):
+    """`(images, components)`; see `sample`."""
+    return sample(key, self, params, n, component=component)
+
+  def init_posterior_from_prior(self, params: VaDEParams, fraction: float = 0.01) -> VaDEParams:
+    """See `init_posterior_from_prior`."""
+    return init_posterior_from_prior(params, fraction)
 
   def init(self, key, x: ArrayLike) -> VaDEParams:
     """Initial parameters; `x: [n, 28, 28, 1]` fixes input shape and dtype."""

@@ -1,9 +1,12 @@
 """Orbax checkpoints of a train state, with a fingerprint and a content hash so that an incompatible
-or corrupted checkpoint is refused with a clear error (and left untouched) instead of being loaded."""
+or corrupted checkpoint is refused with a clear error instead of being loaded. A damaged latest step
+does not block a resume: `restore_latest` falls back to the newest intact one."""
 
 import hashlib
 import os
 import pathlib
+import time
+import warnings
 from typing import Any
 
 import jax
@@ -82,7 +85,8 @@ class Checkpointer:
   def __init__(self, directory: os.PathLike, *, keep: int = 3, run_info: dict | None = None):
     self.directory = pathlib.Path(directory).absolute()
     self.run_info = dict(run_info or {})
-    options = ocp.CheckpointManagerOptions(max_to_keep=keep, create=True)
+    # A kill during a save leaves a temporary folder; orbax removes it when the next run writes.
+    options = ocp.CheckpointManagerOptions(max_to_keep=keep, create=True, cleanup_tmp_directories=True)
     self._manager = ocp.CheckpointManager(self.directory, options=options, item_names=("state", "meta"))
 
   def latest_step(self) -> int | None:
@@ -108,8 +112,8 @@ class Checkpointer:
     """
     target = _as_arrays(target)
     where = self.directory / str(step)
-    advice = (f"The checkpoint is left as it is; to start over, move or delete {self.directory} "
-              "(or use another workdir).")
+    advice = (f"The checkpoint is left as it is; move the folder {where} out of {self.directory} to "
+              "resume from an older step, or use another workdir.")
     try:
       meta = self._manager.restore(step, args=ocp.args.Composite(meta=ocp.args.JsonRestore()))["meta"]
     except Exception as e:  # noqa: BLE001 - any read failure means the files are damaged.
@@ -138,6 +142,53 @@ class Checkpointer:
       raise CorruptCheckpointError(f"Checkpoint {where} is corrupted: its contents do not match the SHA-256 "
                                    f"stored when it was written. {advice}")
     return restored
+
+  def restore_latest(self, target: Any, *, max_step: int | None = None) -> tuple[int | None, Any]:
+    """Restores the newest intact checkpoint (at most `max_step`), skipping damaged ones with a warning.
+
+    Returns:
+      `(step, state)`, or `(None, target)` if there is no checkpoint (at most `max_step`).
+
+    Raises:
+      IncompatibleCheckpointError: the newest readable checkpoint belongs to another kind of run.
+      CorruptCheckpointError: checkpoints exist but none of them can be read; all are left as they are.
+    """
+    steps = sorted((s for s in self.all_steps() if max_step is None or s <= max_step), reverse=True)
+    damaged = []
+    for step in steps:
+      try:
+        state = self.restore(step, target)
+      except CorruptCheckpointError as e:
+        damaged.append(step)
+        warnings.warn(f"{e} Falling back to an older checkpoint.", stacklevel=2)
+        continue
+      if damaged:
+        warnings.warn(f"Resuming from checkpoint {step}: the newer checkpoint(s) {damaged} in "
+                      f"{self.directory} cannot be read.", stacklevel=2)
+      return step, state
+    if damaged:
+      raise CorruptCheckpointError(
+          f"None of the checkpoints {sorted(damaged)} in {self.directory} can be read (see the warnings "
+          "above). They are left as they are; to start over, move them away or use another workdir.")
+    return None, target
+
+  def set_aside(self, steps: list[int]) -> pathlib.Path | None:
+    """Moves step folders (damaged ones a run will write again) to `<directory>.damaged/`.
+
+    Returns:
+      The folder they were moved into, or None if there was nothing to move.
+    """
+    steps = [s for s in steps if (self.directory / str(s)).exists()]
+    if not steps:
+      return None
+    aside = self.directory.with_name(f"{self.directory.name}.damaged")
+    aside.mkdir(exist_ok=True)
+    stamp = time.strftime("%Y%m%dT%H%M%S")
+    for step in steps:
+      os.replace(self.directory / str(step), aside / f"{step}-{stamp}-{os.getpid()}")
+    warnings.warn(f"Moved the damaged checkpoint(s) {steps} to {aside}.", stacklevel=2)
+    self._manager.reload()
+    return aside
 
   def wait(self) -> None:
     self._manager.wait_until_finished()

@@ -3,13 +3,15 @@ generate."""
 
 import dataclasses
 import json
+import shutil
+import time
 
 import jax
 import numpy as np
 import pytest
 
 from experiments.vade import generate as vade_generate
-from experiments.vade import main as vade_main
+from experiments.vade import train as vade_train
 
 
 
@@ -19,12 +21,12 @@ from experiments.vade import main as vade_main
                          [("vade", "diag", 0.0, 0), ("vade", "full", 0.0, 0), ("gmvae", "diag", 0.2, 1)])
 def test_tiny_run_writes_outputs_resumes_and_generates(tmp_path, model, prior_covariance, input_dropout,
                                                        max_shift):
-  assert set(vade_main.MODELS) == {"vade", "gmvae"}
-  config = vade_main.load_config("tiny", [f"model={model}", f"prior_covariance={prior_covariance!r}",
+  assert set(vade_train.MODELS) == {"vade", "gmvae"}
+  config = vade_train.load_config("tiny", [f"model={model}", f"prior_covariance={prior_covariance!r}",
                                           f"pretrain_input_dropout={input_dropout}",
                                           f"pretrain_max_shift={max_shift}",
                                           f"input_dropout={input_dropout}"])
-  results = vade_main.train_and_evaluate(config, tmp_path)
+  results = vade_train.train_and_evaluate(config, tmp_path)
 
   saved = json.loads((tmp_path / "results.json").read_text())
   assert saved["config"]["model"] == model
@@ -47,7 +49,7 @@ def test_tiny_run_writes_outputs_resumes_and_generates(tmp_path, model, prior_co
     assert (tmp_path / phase / "checkpoints" / str(epochs)).is_dir()
 
   # A second call resumes from the final checkpoints and reproduces the same model.
-  again = vade_main.train_and_evaluate(config, tmp_path)
+  again = vade_train.train_and_evaluate(config, tmp_path)
   assert [s["acc"] for s in again["per_seed"]] == [s["acc"] for s in results["per_seed"]]
   np.testing.assert_allclose([s["elbo"] for s in again["per_seed"]], [s["elbo"] for s in results["per_seed"]],
                              rtol=1e-5)
@@ -62,52 +64,55 @@ def test_tiny_run_writes_outputs_resumes_and_generates(tmp_path, model, prior_co
 
 
 def test_config_overrides_are_parsed_and_checked():
-  config = vade_main.load_config("tiny", ["epochs=7", "hidden=(8, 4)", "elbo_method=monte_carlo"])
+  config = vade_train.load_config("tiny", ["epochs=7", "hidden=(8, 4)", "elbo_method=monte_carlo"])
   assert config.epochs == 7 and config.hidden == (8, 4) and config.elbo_method == "monte_carlo"
   with pytest.raises(ValueError, match="unknown config field"):
-    vade_main.load_config("tiny", ["epochz=7"])
+    vade_train.load_config("tiny", ["epochz=7"])
   with pytest.raises(ValueError, match="model"):
-    vade_main.build_model(vade_main.load_config("tiny", ["model=vae"]))
+    vade_train.build_model(vade_train.load_config("tiny", ["model=vae"]))
   with pytest.raises(ValueError, match="prior_covariance"):
-    vade_main.build_model(vade_main.load_config("tiny", ["model=gmvae", "prior_covariance='full'"]))
+    vade_train.build_model(vade_train.load_config("tiny", ["model=gmvae", "prior_covariance='full'"]))
   with pytest.raises(ValueError, match="prior_covariance"):
-    vade_main.build_model(vade_main.load_config("tiny", ["prior_covariance='tied'"]))
+    vade_train.build_model(vade_train.load_config("tiny", ["prior_covariance='tied'"]))
   for name in ("pretrain_input_dropout", "input_dropout"):
     with pytest.raises(ValueError, match=name):
-      vade_main.build_model(vade_main.load_config("tiny", [f"{name}=1.0"]))
+      vade_train.build_model(vade_train.load_config("tiny", [f"{name}=1.0"]))
   with pytest.raises(ValueError, match="kl_weight"):
-    vade_main.build_model(vade_main.load_config("tiny", ["kl_weight=-0.5"]))
+    vade_train.build_model(vade_train.load_config("tiny", ["kl_weight=-0.5"]))
   for model in ("vade", "gmvae"):
-    assert vade_main.build_model(vade_main.load_config("tiny", [f"model={model}", "uniform_weights=True"])).uniform_weights
+    config = vade_train.load_config("tiny", [f"model={model}", "uniform_weights=True"])
+    assert vade_train.build_model(config).uniform_weights
 
 
 def test_run_uses_the_configured_matmul_precision(tmp_path, monkeypatch):
   seen = []
-  monkeypatch.setattr(vade_main, "_train_and_evaluate",
-                      lambda config, workdir: seen.append(jax.config.jax_default_matmul_precision))
+  monkeypatch.setattr(vade_train, "_train_and_evaluate",
+                      lambda config, workdir, resume: seen.append(jax.config.jax_default_matmul_precision))
   for precision in ("float32", "tensorfloat32"):
-    vade_main.train_and_evaluate(vade_main.load_config("tiny", [f"matmul_precision='{precision}'"]), tmp_path)
+    config = vade_train.load_config("tiny", [f"matmul_precision='{precision}'"])
+    vade_train.train_and_evaluate(config, tmp_path)
   assert seen == ["float32", "tensorfloat32"]
-  assert vade_main.load_config("fashion_mnist").matmul_precision == "float32"
+  assert vade_train.load_config("fashion_mnist").matmul_precision == "float32"
   monkeypatch.undo()
   with pytest.raises(ValueError, match="tensorfloat32"):
-    vade_main.train_and_evaluate(vade_main.load_config("tiny", ["matmul_precision='tf32'"]), tmp_path / "w")
+    config = vade_train.load_config("tiny", ["matmul_precision='tf32'"])
+    vade_train.train_and_evaluate(config, tmp_path / "w")
   assert not (tmp_path / "w").exists()
 
 
 def test_gmvae_config_differs_from_default_only_in_the_model():
-  default, gmvae = vade_main.load_config("default"), vade_main.load_config("gmvae")
+  default, gmvae = vade_train.load_config("default"), vade_train.load_config("gmvae")
   assert default.model == "vade" and gmvae.model == "gmvae"
   assert dataclasses.replace(gmvae, model="vade") == default
-  assert isinstance(vade_main.build_model(gmvae), vade_main.gmvae.GMVAE)
-  assert isinstance(vade_main.build_model(default), vade_main.vade.VaDE)
+  assert isinstance(vade_train.build_model(gmvae), vade_train.gmvae.GMVAE)
+  assert isinstance(vade_train.build_model(default), vade_train.vade.VaDE)
 
 
 @pytest.mark.slow
 def test_uniform_weights_warmup_is_the_uniform_model_until_p_c_is_released(tmp_path):
   def run(name, *overrides):
-    config = vade_main.load_config("tiny", ["seeds=(0,)", "epochs=2", *overrides])
-    return vade_main.train_and_evaluate(config, tmp_path / name)["per_seed"][0]
+    config = vade_train.load_config("tiny", ["seeds=(0,)", "epochs=2", *overrides])
+    return vade_train.train_and_evaluate(config, tmp_path / name)["per_seed"][0]
 
   uniform = run("uniform", "uniform_weights=True")
   held = run("held", "uniform_weights_epochs=2")  # Held for the whole run: the uniform model, exactly.
@@ -116,4 +121,51 @@ def test_uniform_weights_warmup_is_the_uniform_model_until_p_c_is_released(tmp_p
   assert released["init_acc"] == uniform["init_acc"]
   assert released["elbo"] != uniform["elbo"]
   with pytest.raises(ValueError, match="uniform_weights_epochs"):
-    vade_main.build_model(vade_main.load_config("tiny", ["uniform_weights_epochs=-1"]))
+    vade_train.build_model(vade_train.load_config("tiny", ["uniform_weights_epochs=-1"]))
+
+
+def _snapshot(directory):
+  return {str(p.relative_to(directory)): (p.stat().st_size, p.stat().st_mtime_ns)
+          for p in [directory, *sorted(directory.rglob("*"))]}
+
+
+@pytest.mark.slow
+def test_resumed_run_reports_the_full_training_time_and_generate_only_reads(tmp_path, monkeypatch):
+  fit, sleep_s = vade_train.gtrain.run, 3.0
+
+  def slow_fit(*args, workdir, **kwargs):  # Each joint epoch takes at least `sleep_s` seconds.
+    if str(workdir).endswith("joint"):
+      kwargs["callback"] = lambda step, state, metrics: time.sleep(sleep_s)
+    return fit(*args, workdir=workdir, **kwargs)
+
+  monkeypatch.setattr(vade_train.gtrain, "run", slow_fit)
+  config = vade_train.load_config("tiny", ["seeds=(0,)"])
+  first = vade_train.train_and_evaluate(config, tmp_path)
+  assert first["timings"]["joint_s"] >= config.epochs * sleep_s
+  # Killed before the last joint checkpoint: the rerun trains one epoch and adds its time.
+  shutil.rmtree(tmp_path / "joint" / "checkpoints" / str(config.epochs))
+  again = vade_train.train_and_evaluate(config, tmp_path)
+  assert again["per_seed"][0]["acc"] == first["per_seed"][0]["acc"]
+  # The first run's epoch 1 plus the rerun's epoch 2 (and its compilation): at least the first total,
+  # where the rerun alone would be one epoch shorter.
+  assert again["timings"]["joint_s"] >= first["timings"]["joint_s"] - 0.5
+  assert again["timings"]["pretrain_s"] == first["timings"]["pretrain_s"]
+
+  monkeypatch.undo()
+  changed = vade_train.load_config("tiny", ["seeds=(0,)", "learning_rate=0.01"])
+  with pytest.raises(vade_train.gtrain.ConfigMismatchError, match="learning_rate"):
+    vade_train.train_and_evaluate(changed, tmp_path)
+
+  before = _snapshot(tmp_path)
+  _, model, params = vade_generate.load_trained(tmp_path)  # Reading never writes.
+  images, _ = vade_generate.generate(jax.random.key(0), model, params, 3, per_component=False)
+  assert images.shape == (3, 28, 28, 1)
+  assert _snapshot(tmp_path) == before
+  # Evaluating the finished run in a folder it cannot write to (root writes anyway: pretend).
+  access = vade_train.os.access
+  monkeypatch.setattr(vade_train.os, "access",
+                      lambda path, mode: False if str(path) == str(tmp_path) else access(path, mode))
+  with pytest.warns(UserWarning, match="read-only"):
+    evaluated = vade_train.train_and_evaluate(config, tmp_path)
+  assert evaluated["per_seed"][0]["acc"] == again["per_seed"][0]["acc"]
+  assert _snapshot(tmp_path) == before

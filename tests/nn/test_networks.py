@@ -77,3 +77,25 @@ def test_gaussian_matches_scipy():
       scipy.stats.norm(mean, 1.0).logpdf(x).reshape(3, -1).sum(-1),
       rtol=1e-10,
   )
+
+
+def test_image_shape_is_a_parameter_of_the_networks():
+  from gmmjax.nn import fid, gan
+
+  shape = (32, 16, 3)
+  x = jnp.zeros((2, *shape), jnp.float32)
+  key = jax.random.key(0)
+  encoder = gnn.ConvEncoder(4, features=(4, 8), dense=8, image_shape=shape)
+  decoder = gnn.ConvDecoder(features=(8, 4), dense=8, image_shape=shape)
+  mean, _ = encoder.apply(encoder.init(key, x), x)
+  assert decoder.apply(decoder.init(key, mean), mean).shape == (2, *shape)
+  generator = gan.Generator(latent="gaussian", latent_dim=4, features=(8, 4), image_shape=shape)
+  assert generator.apply(generator.init(key, key, 2), key, 2).shape == (2, *shape)
+  discriminator = gan.Discriminator(features=(4, 8), image_shape=shape)
+  assert discriminator.apply(discriminator.init(key, x), x).shape == (2,)
+  classifier = fid.Classifier(n_classes=3, features=(4, 8), dense=8, image_shape=shape)
+  logits, _ = classifier.apply(classifier.init(key, x), x)
+  assert logits.shape == (2, 3)
+  with pytest.raises(ValueError, match="divisible by 4"):
+    bad = gnn.ConvDecoder(image_shape=(30, 30, 1))
+    bad.init(key, mean)

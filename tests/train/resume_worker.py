@@ -42,15 +42,17 @@ def make_state(key, x0):
   return train.TrainState.create(params=params, tx=tx)
 
 
-def run(workdir, num_steps, *, sleep=0.0, data_parallel=False, checkpoint_every=5, batch_size=64):
+def run(workdir, num_steps, *, sleep=0.0, data_parallel=False, checkpoint_every=5, batch_size=64, keep=2,
+        callback=None, **fit_kwargs):
   ds = data.load("digits", flatten=True)
   key = jax.random.key(42)
   state = make_state(jax.random.key(0), ds.images[:1])
-  callback = (lambda step, state, metrics: time.sleep(sleep)) if sleep else None
-  return train.fit(train.make_train_step(loss_fn), state, (ds.images, ds.labels), key=key,
+  if sleep:
+    callback = lambda step, state, metrics: time.sleep(sleep)  # noqa: E731
+  return train.run(train.make_train_step(loss_fn), state, (ds.images, ds.labels), key=key,
                    num_steps=num_steps, batch_size=batch_size, workdir=workdir, seed=1,
-                   checkpoint_every=checkpoint_every, keep=2, log_every=1, progress=False,
-                   callback=callback, data_parallel=data_parallel)
+                   checkpoint_every=checkpoint_every, keep=keep, log_every=1, progress=False,
+                   callback=callback, data_parallel=data_parallel, **fit_kwargs)
 
 
 def main():
@@ -59,8 +61,10 @@ def main():
   parser.add_argument("num_steps", type=int)
   parser.add_argument("--sleep", type=float, default=0.0)
   parser.add_argument("--data-parallel", action="store_true")
+  parser.add_argument("--checkpoint-every", type=int, default=5)
   args = parser.parse_args()
-  result = run(args.workdir, args.num_steps, sleep=args.sleep, data_parallel=args.data_parallel)
+  result = run(args.workdir, args.num_steps, sleep=args.sleep, data_parallel=args.data_parallel,
+               checkpoint_every=args.checkpoint_every)
   leaves = jax.tree_util.tree_flatten_with_path(jax.device_get(result.state.params))[0]
   np.savez(f"{args.workdir}/final.npz", **{jax.tree_util.keystr(p): np.asarray(v) for p, v in leaves})
   print(f"resumed_from={result.resumed_from}", flush=True)

@@ -62,7 +62,7 @@ def test_incompatible_checkpoint_is_refused_and_untouched(tmp_path):
   ds_y = np.zeros((40,), np.int32)
   state = resume_worker.make_state(jax.random.key(0), ds_x[:1])  # Another input width: other shapes.
   with pytest.raises(train.IncompatibleCheckpointError, match=r"Dense_0.*kernel"):
-    train.fit(train.make_train_step(resume_worker.loss_fn), state, (ds_x, ds_y), key=jax.random.key(0),
+    train.run(train.make_train_step(resume_worker.loss_fn), state, (ds_x, ds_y), key=jax.random.key(0),
               num_steps=10, batch_size=64 // 2, workdir=tmp_path, seed=1, progress=False)
   assert _tree_digest(tmp_path / "checkpoints") == before
 
@@ -79,7 +79,7 @@ def test_corrupted_checkpoint_is_refused_and_untouched(tmp_path, damage):
   else:
     (step_dir / "state" / "_METADATA").write_text("{not json")
   before = _tree_digest(tmp_path / "checkpoints")
-  with pytest.raises(train.CorruptCheckpointError, match="left as it is"):
+  with pytest.raises(train.CorruptCheckpointError, match="left as"):
     resume_worker.run(tmp_path, 10)
   assert _tree_digest(tmp_path / "checkpoints") == before
 
@@ -88,11 +88,11 @@ def test_config_is_written_and_bad_arguments_raise(tmp_path):
   x, y = np.zeros((10, 64), np.float32), np.zeros((10,), np.int32)
   state = resume_worker.make_state(jax.random.key(0), x[:1])
   step = train.make_train_step(resume_worker.loss_fn)
-  train.fit(step, state, (x, y), key=jax.random.key(0), num_steps=2, batch_size=5, workdir=tmp_path,
+  train.run(step, state, (x, y), key=jax.random.key(0), num_steps=2, batch_size=5, workdir=tmp_path,
             progress=False, config=train.OptimizerConfig(learning_rate=0.5))
   assert json.loads((tmp_path / "config.json").read_text())["learning_rate"] == 0.5
   with pytest.raises(ValueError, match="larger than the training set"):
-    train.fit(step, state, (x, y), key=jax.random.key(0), num_steps=2, batch_size=11,
+    train.run(step, state, (x, y), key=jax.random.key(0), num_steps=2, batch_size=11,
               workdir=tmp_path / "other", progress=False)
 
 
@@ -101,7 +101,7 @@ def test_initial_state_stays_usable(tmp_path):
   state = resume_worker.make_state(jax.random.key(0), x[:1])
   step = train.make_train_step(resume_worker.loss_fn)
   for name in ("a", "b"):  # The second run starts from the same initial state object.
-    train.fit(step, state, (x, y), key=jax.random.key(0), num_steps=2, batch_size=5, workdir=tmp_path / name,
+    train.run(step, state, (x, y), key=jax.random.key(0), num_steps=2, batch_size=5, workdir=tmp_path / name,
               progress=False)
   assert np.all(np.isfinite(np.asarray(jax.tree.leaves(state.params)[0])))
 
@@ -119,3 +119,12 @@ def test_checkpointer_roundtrip_with_typed_keys_and_extra(tmp_path):
   assert int(restored["extra"]["count"]) == 3
   with pytest.raises(train.IncompatibleCheckpointError, match="run settings"):
     train.Checkpointer(tmp_path, run_info={"seed": 1}).restore(4, state)
+
+
+def test_fit_is_a_deprecated_alias_of_run(tmp_path):
+  x, y = np.zeros((10, 64), np.float32), np.zeros((10,), np.int32)
+  state = resume_worker.make_state(jax.random.key(0), x[:1])
+  with pytest.warns(DeprecationWarning, match="train.run"):
+    result = train.fit(train.make_train_step(resume_worker.loss_fn), state, (x, y), key=jax.random.key(0),
+                       num_steps=2, batch_size=5, workdir=tmp_path, progress=False)
+  assert isinstance(result, train.TrainResult) and train.FitResult is train.TrainResult
