@@ -273,13 +273,17 @@ def covariances_from_stats(stats: SuffStats, reg_covar: ArrayLike) -> jax.Array:
 
 
 def m_step_checked(stats: SuffStats, reg_covar: ArrayLike) -> tuple[GMMParams, jax.Array]:
-  """M-step, and `[]` whether every covariance was positive definite without
-  help (the factorisation otherwise adds a round-off-sized diagonal load)."""
+  """M-step, and `[]` whether every covariance is well defined: positive
+  definite as computed, or made so by a positive `reg_covar` (round-off that
+  left it indefinite is absorbed by the factorisation's diagonal load)."""
   cov_type = stats.covariance_type
   dtype = stats.means.dtype
   nk = stats.counts + 10 * jnp.finfo(dtype).eps
   cov = covariances_from_stats(stats, reg_covar)
   prec_chol, ok = _linalg.precision_cholesky_checked(cov, cov_type)
+  # With reg_covar > 0 a covariance is positive definite in exact arithmetic: a
+  # failed factorisation is round-off, which the factorisation's load absorbs.
+  ok = ok | (jnp.asarray(reg_covar, dtype) > 0)
   params = GMMParams(
       weights=nk / jnp.sum(nk),
       means=stats.means * (stats.counts / nk)[:, None],

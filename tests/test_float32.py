@@ -38,12 +38,13 @@ def _family(seed, n_dup, offset, tight, scale, heavy):
   return x, w
 
 
-def _f32_against_f64(x, w, covariance_type, k=2, max_iter=60):
+def _f32_against_f64(x, w, covariance_type, k=2, max_iter=400):
   """float64 fit of the rounded data, then float32 EM from the float64 optimum
   and a float32 fit from the float64 fit's start."""
   x64 = x.astype(np.float64)
   r64 = gmmjax.fit(jax.random.key(0), x64, k, covariance_type=covariance_type, weights=w.astype(np.float64),
                    max_iter=max_iter, tol=1e-10, reg_covar=1e-6 * float(np.var(x64)))
+  assert bool(r64.converged)
   at_optimum = jax.tree.map(lambda a: a.astype(np.float32), r64.params)
   reg = np.float32(1e-6 * float(np.var(x64)))
   r32 = gmmjax.fit(jax.random.key(0), x, k, covariance_type=covariance_type, weights=w, init_params=at_optimum,
