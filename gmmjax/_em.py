@@ -227,7 +227,10 @@ def _step(params, x, w, reg, frame, active, *, backend, chunk_size):
 def working_frame(backend, x, w, reg_covar) -> tuple[Frame, jax.Array]:
   """The frame of the data and `reg_covar` in its units (traced)."""
   frame = backend.call(data_frame, x, w)
-  return frame, reg_covar / frame.scale / frame.scale  # scale**2 alone could overflow
+  # reg / scale**2 by the exponent: XLA folds reg / s / s into reg / (s * s), whose
+  # s * s overflows (or underflows) for data of size 1e20 (or 1e-20).
+  exponent = jnp.frexp(frame.scale)[1] - 1
+  return frame, jnp.ldexp(reg_covar, -2 * exponent)
 
 
 def starting_params(key, x, w, reg, frame, init_params, active, *, backend,

@@ -57,8 +57,9 @@ def _assert_close_to_optimum(r64, r32):
   trace = np.asarray(r32.log_likelihood_trace)
   assert not bool(r32.failed) and np.all(np.isfinite(trace))
   # float32 round-off of a mean of log-densities, amplified by the conditioning of
-  # the fitted covariances (up to ~1e4 here).
-  tol = 1e-4 * max(1.0, abs(ll64))
+  # the fitted covariances: up to 1.6e6 here, where duplicates make a component
+  # nearly flat (its smallest variance is reg_covar's).
+  tol = 2e-4 * max(1.0, abs(ll64))
   # At the float64 optimum, float32 EM stays there: no drop, no drift.
   np.testing.assert_allclose(trace, ll64, atol=tol)
   assert np.all(np.diff(trace) >= -tol)
