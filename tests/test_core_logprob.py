@@ -79,7 +79,8 @@ def test_jit_equals_no_jit(covariance_type):
   np.testing.assert_allclose(jitted, eager, rtol=1e-12)
 
 
-@pytest.mark.parametrize("covariance_type", fast_only(TYPES, "spherical"))
+@pytest.mark.slow  # second-order check_grads; the fast suite has test_fit_grad.py's finite differences
+@pytest.mark.parametrize("covariance_type", TYPES)
 def test_log_prob_gradients(covariance_type):
   params = random_params(8, 3, 3, covariance_type)
   x, _ = mixture_data(9, params, 20)
