@@ -12,7 +12,7 @@ from ._types import GMMParams
 def sample(key, params: GMMParams, n: int) -> tuple[jax.Array, jax.Array]:
   """Draws `n` samples.
 
-  Eagerly, the draw is compiled for the size class of `n` (a power of two,
+  Eagerly, the draw is compiled for the size class of `n` (a power of four,
   or whole blocks of 16384) and cut to `n`, so many sample sizes share one
   compiled program; the first `n` draws of a size class do not depend on `n`.
 
