@@ -16,16 +16,19 @@ from helpers import fast_only, mixture_data, random_params
 TYPES = gmmjax.COVARIANCE_TYPES
 
 
-@pytest.mark.parametrize("covariance_type", fast_only(TYPES, "full"))
+@pytest.mark.parametrize(
+    "covariance_type, k, d",
+    fast_only([(t, k, d) for t in TYPES for k, d in [(3, 3), (1, 1), (4, 2), (2, 4)]], ("full", 3, 3)),
+)
 @given(seed=st.integers(0, 10_000), weighted=st.booleans())
-def test_em_never_lowers_the_likelihood(covariance_type, seed, weighted):
-  # Values vary, shapes do not: one compiled fit per covariance type. Unweighted
+def test_em_never_lowers_the_likelihood(covariance_type, k, d, seed, weighted):
+  # Values vary inside a fixed grid of shapes: one compiled fit per case. Unweighted
   # rows are weights of one (the weights=None path is checked against scikit-learn).
   rng = np.random.default_rng(seed)
-  x = rng.standard_normal((60, 3)) * rng.uniform(0.1, 10) + rng.standard_normal(3) * 5
+  x = rng.standard_normal((60, d)) * rng.uniform(0.1, 10) + rng.standard_normal(d) * 5
   w = rng.uniform(0, 2, size=60) if weighted else np.ones(60)
   result = gmmjax.fit(
-      jax.random.key(seed), x, 3, covariance_type=covariance_type, weights=w, max_iter=30, tol=0.0, init="random"
+      jax.random.key(seed), x, k, covariance_type=covariance_type, weights=w, max_iter=30, tol=0.0, init="random"
   )
   trace = np.asarray(result.log_likelihood_trace)
   assert np.all(np.isfinite(trace))
