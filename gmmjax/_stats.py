@@ -112,7 +112,8 @@ def chunk_stats(
   weighted = resp[:, :, None] * (xs[:, None, :] - centers[None])  # [c, k, d]
   b = jnp.sum(weighted, axis=0)
   if covariance_type == "full":
-    # The GEMM form: all k scatters in one product (XLA's batched dot is several times slower on CPU).
+    # All k scatters in one GEMM, the rows as the shared operand (on CPU, a batched
+    # dot per component is slower).
     s2 = _scatter(xs, weighted, centers, b)
     s2 = 0.5 * (s2 + jnp.swapaxes(s2, -1, -2))  # symmetric in exact arithmetic
   elif covariance_type == "tied":
