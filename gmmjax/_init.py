@@ -246,8 +246,11 @@ def initial_params(key, x, w, reg_covar, frame: Frame, active, *, backend,
         key, x, w, shift, scale).centroids
   elif options.init == "random_from_data":
     def pick(key, x, w, shift, scale):
-      p = None if w is None else w / jnp.sum(w)
-      return (x[jax.random.choice(key, x.shape[0], (k,), replace=False, p=p)] - shift[None, :]) / scale
+      # Always by weight (Gumbel top-k): the draw of a row then does not depend on how
+      # many zero-weight padding rows follow, so padded and sharded fits pick alike.
+      w = jnp.ones(x.shape[:1], x.dtype) if w is None else w
+      rows = jax.random.choice(key, x.shape[0], (k,), replace=False, p=w / jnp.sum(w))
+      return (x[rows] - shift[None, :]) / scale
 
     centers = backend.call(pick, key, x, w, shift, scale)
   else:

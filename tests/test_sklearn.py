@@ -230,10 +230,12 @@ def test_float64_without_global_x64_and_config_left_alone():
 @pytest.mark.parametrize("init_params", fast_only(["kmeans", "k-means++", "random", "random_from_data"], "kmeans"))
 def test_every_init_recovers_separated_clusters(init_params):
   x, z = mixture_data(5, random_params(4, 3, 3, "full", spread=8.0), 300)
-  gm = GaussianMixture(3, init_params=init_params, n_init=3, random_state=0, max_iter=200).fit(x)
+  # Three random rows land one per cluster 2 times in 9: that init needs more restarts.
+  n_init = 10 if init_params == "random_from_data" else 3
+  gm = GaussianMixture(3, init_params=init_params, n_init=n_init, random_state=0, max_iter=200).fit(x)
   assert gm.converged_
   assert adjusted_rand_score(z, gm.predict(x)) > 0.99
-  again = GaussianMixture(3, init_params=init_params, n_init=3, random_state=0, max_iter=200).fit(x)
+  again = GaussianMixture(3, init_params=init_params, n_init=n_init, random_state=0, max_iter=200).fit(x)
   np.testing.assert_array_equal(again.means_, gm.means_)  # an int random_state is reproducible
 
 
