@@ -1,19 +1,7 @@
 """The one-class anomaly detection experiment: `train_and_evaluate(config, workdir)` (`main.py` parses
 arguments).
 
-One-class Fashion-MNIST: DAGMM, GMMs on learned features and their combination, all (class, seed)
-models at once.
-
-  python -m experiments.anomaly.main --config full --workdir /tmp/anomaly
-  python -m experiments.anomaly.main --config tiny --workdir /tmp/anomaly_tiny --set epochs=1
-
-All models share one program: parameters and optimiser states are stacked on a
-leading model axis and `gmmjax.train.make_epoch` runs an epoch of all of them as
-one `vmap`-ed `lax.scan` (one host sync per epoch).
-`gmmjax.train.run` drives the epochs (one "step" = one epoch): JSONL metrics,
-tqdm, Orbax checkpoints, and resume when the same command is run again.
-Writes config.json, metrics.jsonl (per epoch), checkpoints/, results.json,
-results.md, auroc_per_class.png and learning_curves.png into the workdir.
+What the experiment shows, its commands and what a run writes: the docstring of `main.py`.
 """
 
 from __future__ import annotations

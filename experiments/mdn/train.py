@@ -1,17 +1,6 @@
 """The mixture density network experiment: `train_and_evaluate(config, workdir)` (`main.py` parses arguments).
 
-Mixture density network on a multimodal inverse problem with a known conditional density.
-
-  python -m experiments.mdn.main --config full --workdir /tmp/mdn
-
-Data: x ~ N(0.5, prior_sd^2), y = x + 0.3 sin(2 pi x) + N(0, noise^2); the MDN
-models p(x | y), which has up to three modes. The true conditional density is
-p(x) p(y | x) / p(y), with p(y) a 1-D integral computed by quadrature, so the
-learned held-out NLL can be compared with the true NLL. Training is
-`gmmjax.train.run` with one full-batch Adam step per fit step: JSONL metrics,
-tqdm, Orbax checkpoints, and resume when the same command is run again. Writes
-config.json, metrics.jsonl, checkpoints/, results.json, samples.png (MDN samples
-over the data) and learning_curves.png.
+What the experiment shows, its commands and what a run writes: the docstring of `main.py`.
 """
 
 from __future__ import annotations

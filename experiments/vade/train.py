@@ -1,22 +1,6 @@
 """The VaDE / GMVAE clustering experiment: `train_and_evaluate(config, workdir)` (`main.py` parses arguments).
 
-VaDE (or GMVAE) on images: AE pretraining -> `gmmjax.fit` on latent means -> joint ELBO training.
-
-All seeds of a run train at once: parameters and optimiser states are stacked along a leading seed
-axis and one jitted `vmap`ped function runs a whole epoch as a `lax.scan` over mini-batches, with the
-data set resident on the device. `gmmjax.train.run` drives the epochs (one "step" = one epoch): JSONL
-metrics, tqdm, Orbax checkpoints and resume.
-
-  python -m experiments.vade.main --config default --workdir runs/vade
-  python -m experiments.vade.main --config fashion_mnist --workdir runs/vade_fmnist --set epochs=20
-  python -m experiments.vade.main --config gmvae --workdir runs/gmvae
-
-`config.model` picks the model: "vade" (`gmmjax.nn.vade`) or "gmvae" (`gmmjax.nn.gmvae`, q(c | x)
-and q(z | x, c) from a head on the same encoder; the same pretraining and GMM initialisation).
-
-Writes to `workdir`: `pretrain/` and `joint/` (config.json, metrics.jsonl, checkpoints/), `results.json`
-(ACC/NMI/ARI per seed, mean +- std, NaN checks, timings), `samples_per_component.png`,
-`reconstructions.png`, `learning_curves.png`.
+What the experiment shows, its commands and what a run writes: the docstring of `main.py`.
 """
 
 from __future__ import annotations
