@@ -41,12 +41,14 @@ def _sq_dist(xs: jax.Array, centers: jax.Array) -> jax.Array:
   return jnp.maximum(d2, 0)
 
 
-def _sample_index(key, log_w: jax.Array, mass: jax.Array, shape=()) -> jax.Array:
-  """Indices drawn with probability proportional to `exp(log_w) * mass`."""
-  logits = log_w + jnp.log(jnp.maximum(mass, 0))
+def _sample_index(u: jax.Array, w: jax.Array, mass: jax.Array) -> jax.Array:
+  """Indices with probability proportional to `w * mass`, by inverting the
+  cumulative sum at the uniforms `u`: one pass per step, and no random-number
+  kernel inside the loop (each one costs seconds of compilation on CPU)."""
+  cum = jnp.cumsum(w * jnp.maximum(mass, 0))
   # All-zero mass (every point already a centre): fall back to the weights.
-  logits = jnp.where(jnp.any(jnp.isfinite(logits)), logits, log_w)
-  return jax.random.categorical(key, logits, shape=shape)
+  cum = jnp.where(cum[-1] > 0, cum, jnp.cumsum(w))
+  return jnp.minimum(jnp.searchsorted(cum, u * cum[-1], side="right"), w.shape[0] - 1)
 
 
 def kmeans_plusplus_unchecked(key, x, n_clusters: int, weights=None, frame: Frame | None = None) -> jax.Array:
@@ -57,17 +59,16 @@ def kmeans_plusplus_unchecked(key, x, n_clusters: int, weights=None, frame: Fram
   frame = data_frame(x, weights) if own else frame
   xs = (x - frame.shift[None, :]) / frame.scale
   w = jnp.ones((n,), x.dtype) if weights is None else weights
-  log_w = jnp.log(w)
   # Greedy k-means++ (as scikit-learn): best of a few candidates per step.
   n_trials = 2 + int(math.log(n_clusters))
-  key, first_key = jax.random.split(key)
-  first = jax.random.categorical(first_key, log_w)
+  u = jax.random.uniform(key, (n_clusters, n_trials), x.dtype)
+  first = _sample_index(u[0, 0], w, jnp.ones_like(w))
   centers = jnp.zeros((n_clusters, d), x.dtype).at[0].set(xs[first])
   closest = _sq_dist(xs, xs[first][None, :])[:, 0]
 
   def step(i, carry):
     centers, closest = carry
-    cand = _sample_index(jax.random.fold_in(key, i), log_w, closest, (n_trials,))
+    cand = _sample_index(u[i], w, closest)
     cand_d2 = jnp.minimum(closest[None, :], _sq_dist(xs, xs[cand]).T)
     best = jnp.argmin(_linalg.mm(cand_d2, w))
     return centers.at[i].set(xs[cand[best]]), cand_d2[best]
