@@ -44,7 +44,7 @@ def _sq_dist(xs: jax.Array, centers: jax.Array) -> jax.Array:
 def _sample_index(u: jax.Array, w: jax.Array, mass: jax.Array) -> jax.Array:
   """Indices with probability proportional to `w * mass`, by inverting the
   cumulative sum at the uniforms `u`: one pass per step, and no random-number
-  kernel inside the loop (each one costs seconds of compilation on CPU)."""
+  kernel inside the loop (each is costly to compile on CPU)."""
   cum = jnp.cumsum(w * jnp.maximum(mass, 0))
   # All-zero mass (every point already a centre): fall back to the weights.
   cum = jnp.where(cum[-1] > 0, cum, jnp.cumsum(w))
