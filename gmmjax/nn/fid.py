@@ -16,6 +16,7 @@ import numpy as np
 import optax
 from numpy.typing import ArrayLike
 
+from ..train import make_epoch
 from .networks import IMAGE_SHAPE
 
 
@@ -47,47 +48,39 @@ class Classifier(nn.Module):
 def train_classifier(key: jax.Array, images: jax.Array, labels: jax.Array, *, steps: int,
                      batch_size: int = 256, learning_rate: float = 1e-3,
                      model: Classifier = Classifier(), scan: bool | None = None) -> dict:
-  """Trains `model` with Adam on random mini-batches.
+  """Trains `model` with Adam on `steps` mini-batches drawn with replacement: one
+  `gmmjax.train.make_epoch` epoch.
 
   Args:
     key: PRNG key.
     images: `[n, 28, 28, 1]` in [-1, 1] (on device).
     labels: `[n]` integer classes.
     steps: number of updates (static).
-    scan: True runs the steps as one scanned program, False as a Python loop of
-      the jitted step (same keys, same result). None: the scan except on CPU,
-      where XLA runs convolution gradients inside a loop body several times
-      slower than the same step jitted alone (jax-ml/jax#12868).
+    scan: as in `make_epoch`: True one scanned program, False a Python loop of the
+      jitted step (same keys, same result), None the scan except on CPU.
 
   Returns:
     The trained parameters.
   """
-  if scan is None:
-    scan = jax.default_backend() != "cpu"
   k_init, k_steps = jax.random.split(key)
   params = model.init(k_init, images[:2])["params"]
   tx = optax.adam(learning_rate)
 
-  def step(carry, k):
-    p, s = carry
-    idx = jax.random.randint(k, (batch_size,), 0, images.shape[0])
+  def step(state, batch, _):
+    p, s = state
+    x, y = batch
 
     def loss_fn(p):
-      logits, _ = model.apply({"params": p}, images[idx])
-      return jnp.mean(optax.softmax_cross_entropy_with_integer_labels(logits, labels[idx]))
+      logits, _ = model.apply({"params": p}, x)
+      return jnp.mean(optax.softmax_cross_entropy_with_integer_labels(logits, y))
 
     loss, g = jax.value_and_grad(loss_fn)(p)
     u, s = tx.update(g, s, p)
-    return (optax.apply_updates(p, u), s), loss
+    return (optax.apply_updates(p, u), s), {"loss": loss}
 
-  keys = jax.random.split(k_steps, steps)
-  carry = (params, tx.init(params))
-  if scan:
-    return jax.jit(lambda c: jax.lax.scan(step, c, keys)[0][0])(carry)
-  step = jax.jit(step)
-  for k in keys:
-    carry, _ = step(carry, k)
-  return carry[0]
+  epoch = make_epoch(step, batch_size=batch_size, num_steps=steps, sampling="replace", scan=scan)
+  (params, _), _ = epoch((params, tx.init(params)), k_steps, 0, (images, labels))
+  return params
 
 
 @functools.partial(jax.jit, static_argnums=0)
