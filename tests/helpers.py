@@ -1,5 +1,6 @@
 """Shared test data: random mixture parameters and data drawn from them."""
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 
@@ -62,6 +63,12 @@ def call_with_encoder_input(monkeypatch, cls, method_name, x_in, fn):
     return fn()
   finally:
     monkeypatch.undo()
+
+
+def optimized_jit(fn, **kwargs):
+  """`jax.jit` with LLVM's optimisation passes on, for the few long-running programs: the suite's
+  `--xla_backend_optimization_level=0` (tests/conftest.py) runs them about twice as slowly."""
+  return jax.jit(fn, compiler_options={"xla_backend_optimization_level": 2}, **kwargs)
 
 
 def fast_only(values, *fast):

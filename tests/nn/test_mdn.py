@@ -12,6 +12,7 @@ from scipy import stats
 
 import gmmjax
 from gmmjax.nn import mdn
+from helpers import optimized_jit
 
 
 def _head_params(key, cov_type, n=5, f=3, k=4, d=2, scale=1.0):
@@ -166,7 +167,7 @@ def test_learns_known_conditional_density():
     u, s = opt.update(g, s, v)
     return (optax.apply_updates(v, u), s), loss
 
-  (variables, _), _ = jax.jit(lambda c: jax.lax.scan(step, c, None, length=3000))(
+  (variables, _), _ = optimized_jit(lambda c: jax.lax.scan(step, c, None, length=3000))(
       (variables, opt.init(variables)))
   test_nll = float(mdn.nll(net.apply(variables, jnp.asarray(f_test, jnp.float32)), jnp.asarray(t_test, jnp.float32)))
   gauss_nll = float(-stats.norm.logpdf(t_test[:, 0], t_train.mean(), t_train.std()).mean())
