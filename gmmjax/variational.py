@@ -493,6 +493,25 @@ def run(key, x, w, prior: VariationalPrior, init_posterior, tol, reg_covar, *, o
   return result
 
 
+@functools.partial(jax.jit, static_argnames=("options",))
+def _initial_jit(key, x, w, prior, reg_covar, *, options):
+  backend = _em.Local()
+  frame, reg = _em.working_frame(backend, x, w, reg_covar)
+  prior = _resolved_prior(_prior_to_frame(prior, frame), x, w, frame, backend=backend,
+                          chunk_size=options.chunk_size)
+  q, _ = _start(key, x, w, reg, frame, prior, None, backend=backend, options=options)
+  return _posterior_from_frame(q, frame), _prior_from_frame(prior, frame)
+
+
+def initial_posterior(key, x, w, prior: VariationalPrior, reg_covar, *,
+                      options: EMOptions) -> tuple[VariationalPosterior, VariationalPrior]:
+  """The starting posterior `fit_variational` would use and the resolved prior,
+  in the data's coordinates (validated inputs; rows padded to their size class)."""
+  x, w, options = _em._padded(x, w, options)
+  prior = jax.tree.map(lambda a: jnp.asarray(a, x.dtype), prior)
+  return _initial_jit(key, x, w, prior, jnp.asarray(reg_covar, x.dtype), options=options)
+
+
 def fit_variational(
     key,
     x: ArrayLike,
