@@ -308,21 +308,29 @@ def _prior_from_frame(prior: VariationalPrior, frame: Frame) -> VariationalPrior
                              covariance=prior.covariance * frame.scale**2)
 
 
-def _resolved_prior(prior: VariationalPrior, x, w, frame: Frame, *, backend, chunk_size) -> VariationalPrior:
-  """The prior with scikit-learn's data defaults filled in, in `frame`: the
-  (weighted) mean and the unbiased covariance (weights count as repeated rows)."""
-  if prior.mean is not None and prior.covariance is not None:
-    return prior
-  d = x.shape[1]
-  cov_type = prior.covariance_type
+def _data_moments(x, w, frame: Frame, cov_type: str, *, backend, chunk_size) -> _stats.SuffStats:
+  """One-component statistics of all rows (their mean and scatter), in `frame`."""
   moment_type = "full" if cov_type in ("full", "tied") else "diag"
   one = lambda: lambda start, xs: (jnp.ones((xs.shape[0], 1), xs.dtype), jnp.zeros(xs.shape[:1], xs.dtype))
-  data = backend.reduce(one, (), x, w, jnp.zeros((1, d), x.dtype), covariance_type=moment_type, frame=frame,
-                        chunk_size=chunk_size)
+  return backend.reduce(one, (), x, w, jnp.zeros((1, x.shape[1]), x.dtype), covariance_type=moment_type,
+                        frame=frame, chunk_size=chunk_size)
+
+
+def _with_data_defaults(prior: VariationalPrior, data: _stats.SuffStats) -> VariationalPrior:
+  """The prior with scikit-learn's data defaults filled in: the (weighted)
+  mean and the unbiased covariance (weights count as repeated rows)."""
   cov = data.m2[0] / (data.total_weight - 1)
-  cov = jnp.mean(cov) if cov_type == "spherical" else cov
+  cov = jnp.mean(cov) if prior.covariance_type == "spherical" else cov
   return dataclasses.replace(prior, mean=data.means[0] if prior.mean is None else prior.mean,
                              covariance=cov if prior.covariance is None else prior.covariance)
+
+
+def _resolved_prior(prior: VariationalPrior, x, w, frame: Frame, *, backend, chunk_size) -> VariationalPrior:
+  """The prior with its data defaults filled in from `x`, in `frame`."""
+  if prior.mean is not None and prior.covariance is not None:
+    return prior
+  data = _data_moments(x, w, frame, prior.covariance_type, backend=backend, chunk_size=chunk_size)
+  return _with_data_defaults(prior, data)
 
 
 # -- the fit -------------------------------------------------------------------
@@ -885,3 +893,119 @@ def svi_update(state: SVIState, x_batch: ArrayLike, step_size: ArrayLike | None 
 def svi_posterior(state: SVIState) -> VariationalPosterior:
   """The posterior of an `SVIState` in the data's coordinates."""
   return _posterior_from_frame(state.posterior, state.frame)
+
+
+# -- streamed fit ----------------------------------------------------------------
+
+
+@functools.partial(jax.jit, static_argnames=("backend", "chunk_size"))
+def _stream_stats(q, x, w, frame, *, backend, chunk_size):
+  return variational_stats(backend, q, x, w, frame, chunk_size)
+
+
+@functools.partial(jax.jit, static_argnames=("backend", "chunk_size"))
+def _stream_moments(prior, x, w, frame, *, backend, chunk_size):
+  return _data_moments(x, w, frame, prior.covariance_type, backend=backend, chunk_size=chunk_size)
+
+
+@functools.partial(jax.jit, static_argnames=("backend",))
+def _stream_frame(x, w, prior, reg_covar, *, backend):
+  frame, reg = _em.working_frame(backend, x, w, reg_covar)
+  return frame, reg, _prior_to_frame(prior, frame)
+
+
+@functools.partial(jax.jit, static_argnames=("backend", "options"))
+def _stream_init(key, x, w, prior, init_posterior, reg, frame, *, backend, options):
+  return _start(key, x, w, reg, frame, prior, init_posterior, backend=backend, options=options)
+
+
+@jax.jit
+def _stream_update(state, stats, prior, reg, tol):
+  new, ok = posterior_from_stats(stats, prior, reg)
+  return _em.advance(state, new, stats.log_likelihood + _bound_terms(new), ok, tol)
+
+
+def fit_variational_stream(
+    key,
+    batches,
+    n_components: int,
+    *,
+    covariance_type: str = "full",
+    weight_concentration_prior_type: str = "dirichlet_process",
+    weight_concentration_prior: float | None = None,
+    mean_precision_prior: float | None = None,
+    mean_prior: ArrayLike | None = None,
+    degrees_of_freedom_prior: float | None = None,
+    covariance_prior: ArrayLike | None = None,
+    max_iter: int = 100,
+    tol: float = 1e-3,
+    reg_covar: float = 1e-6,
+    init: str = "kmeans",
+    init_posterior: VariationalPosterior | None = None,
+    chunk_size: int | None = None,
+    mesh: jax.sharding.Mesh | None = None,
+    axis: str | tuple[str, ...] = "data",
+    progress: bool = True,
+) -> VariationalFit:
+  """`fit_variational` over a stream of batches, one pass per iteration (as
+  `fit_stream`); equals it on the concatenated batches from the same start.
+
+  The data defaults of the prior (mean and covariance) take one more pass;
+  the initialisation reads the first batch only.
+
+  Args:
+    key: PRNG key (initialisation).
+    batches: `[b, d]` arrays or `(x, weights)` pairs: a re-iterable or a
+      callable returning a fresh iterator, as in `fit_stream`.
+    n_components, covariance_type, weight_concentration_prior_type, the
+      priors, max_iter, tol, reg_covar, init, init_posterior, chunk_size: as
+      in `fit_variational`.
+    mesh, axis: optional mesh whose axis `axis` splits each batch's rows.
+    progress: show a tqdm bar over the passes.
+
+  Returns:
+    `VariationalFit`.
+  """
+  from . import _sharded, _stream  # the host loop's pieces
+
+  options = EMOptions(n_components, covariance_type, max_iter, init, 1, chunk_size)
+  next_pass = _stream._passes(batches)
+  first = next(next_pass(), None)
+  if first is None:
+    raise ValueError("batches yielded no data")
+  x0, _ = _stream._split(first)
+  x0 = _checks.data(x0 if isinstance(x0, jax.Array) else np.asarray(x0), "batch")
+  dtype, d = x0.dtype, x0.shape[1]
+  if init_posterior is None:
+    _checks.n_components(n_components, x0.shape[0])
+  _checks.positive(tol, "tol", allow_zero=True)
+  _checks.positive(reg_covar, "reg_covar", allow_zero=True)
+  prior = variational_prior(
+      n_components, d, covariance_type=covariance_type,
+      weight_concentration_prior_type=weight_concentration_prior_type,
+      weight_concentration_prior=weight_concentration_prior, mean_precision_prior=mean_precision_prior,
+      mean_prior=mean_prior, degrees_of_freedom_prior=degrees_of_freedom_prior,
+      covariance_prior=covariance_prior, dtype=dtype)
+  if init_posterior is not None:
+    init_posterior = _check_posterior(init_posterior, prior, n_components, d, dtype)
+  backend = _em.Local() if mesh is None else _sharded.Sharded(mesh, axis)
+  feed = _stream._Feeder(dtype, d, None if mesh is None else backend, x0.shape[0])
+  x, w = feed(first)
+  frame, reg, prior = _stream_frame(x, w, prior, jnp.asarray(reg_covar, dtype), backend=backend)
+  if prior.mean is None or prior.covariance is None:
+    moments = _stream._one_pass(prior, frame, next_pass, feed, backend, chunk_size, _stream_moments)
+    if not float(moments.total_weight) > 1:
+      raise ValueError("the default covariance_prior (the data's covariance) needs a total weight above 1: "
+                       "pass covariance_prior")
+    prior = _with_data_defaults(prior, moments)
+  q, ok = _stream_init(key, x, w, prior, init_posterior, reg, frame, backend=backend, options=options)
+  state = _em.init_state(q, max_iter, ok=ok)
+  tol = jnp.asarray(tol, dtype)
+  bar = _stream._progress(max_iter, progress)
+  while int(state.n_iter) < max_iter and not bool(state.converged) and not bool(state.failed):
+    stats = _stream._one_pass(state.params, frame, next_pass, feed, backend, chunk_size, _stream_stats)
+    state = _stream_update(state, stats, prior, reg, tol)
+    bar(float(state.log_likelihood))
+  bar(None)
+  _em.check_failed(state.failed)
+  return _result_from(state, prior, frame)

@@ -262,3 +262,19 @@ def test_nan_data_is_refused():
   x[3, 1] = np.nan
   with pytest.raises(ValueError, match="NaN"):
     V.fit_variational(jax.random.key(0), x, K)
+
+
+def test_streamed_equals_in_memory():
+  x = _data(15)
+  w = np.random.default_rng(16).uniform(0.5, 2.0, len(x))
+  _, q0 = _start("full", "dirichlet_process", x, _resp(15, len(x)), weights=w)
+  in_memory = _fit(x, q0, weights=w, tol=1e-8)
+  batches = [(x[:70], w[:70]), (x[70:130], w[70:130]), (x[130:], w[130:])]
+  streamed = V.fit_variational_stream(jax.random.key(0), batches, K, init_posterior=q0, max_iter=100, tol=1e-8,
+                                      progress=False)
+  assert int(streamed.n_iter) == int(in_memory.n_iter) > 5
+  assert _rel(streamed.lower_bound, in_memory.lower_bound) < 1e-10
+  for a, b in zip(_posterior(streamed.posterior), _posterior(in_memory.posterior)):
+    assert _rel(a, b) < 1e-8
+  for a, b in zip(jax.tree.leaves(streamed.prior), jax.tree.leaves(in_memory.prior)):
+    assert _rel(a, b) < 1e-10
