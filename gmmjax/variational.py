@@ -23,8 +23,6 @@ They are linear in the statistics' raw moments, so the step is `merge` of
 scaled statistics, as in online EM, and the centred moments stay centred.
 """
 
-from __future__ import annotations
-
 import dataclasses
 import functools
 import math
