@@ -483,6 +483,11 @@ def _check_posterior(q: VariationalPosterior, prior: VariationalPrior, k: int, d
   _checks.params(point_estimate(q), d)
   if q.means.shape[0] != k:
     raise ValueError(f"init_posterior has {q.means.shape[0]} components, the fit asked for {k}")
+  positive = lambda a, bound=0: np.all(np.asarray(a) > bound)
+  if _checks.is_concrete(q.degrees_of_freedom) and not (
+      positive(q.weight_concentration) and positive(q.mean_precision) and positive(q.degrees_of_freedom, d - 1)):
+    raise ValueError("init_posterior needs positive concentrations and mean precisions, and degrees of "
+                     f"freedom above {d - 1}")
   return jax.tree.map(lambda a: jnp.asarray(a, dtype), q)
 
 
