@@ -35,7 +35,7 @@ from jax.scipy.special import betaln, digamma, gammaln
 from jax.typing import ArrayLike
 
 from . import _checks, _em, _init, _linalg, _online, _stats
-from ._frame import Frame
+from ._frame import Frame, data_frame
 from ._logprob import component_log_prob_fn
 from ._options import EMOptions
 from ._types import GMMParams, check_covariance_type
@@ -613,9 +613,11 @@ def _check_data_prior(prior: VariationalPrior, x, w) -> None:
 
 
 def _prior_for(prior: VariationalPrior, x, w):
-  """The prior with its data defaults filled in from `x` (data coordinates)."""
-  frame = Frame(jnp.zeros((x.shape[1],), x.dtype), jnp.ones((), x.dtype))
-  return _resolved_prior(prior, x, w, frame, backend=_em.Local(), chunk_size=None)
+  """The prior with its data defaults filled in from `x` (data coordinates;
+  the moments are taken in the data's frame, as in a fit)."""
+  frame = data_frame(x, w)
+  resolved = _resolved_prior(_prior_to_frame(prior, frame), x, w, frame, backend=_em.Local(), chunk_size=None)
+  return _prior_from_frame(resolved, frame)
 
 
 @jax.jit
