@@ -26,7 +26,7 @@ import gmmjax
 from gmmjax import data as gdata
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
+import matplotlib.pyplot as plt
 
 TRUNCATION = 30
 THRESHOLD = 0.01
