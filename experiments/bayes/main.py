@@ -1,7 +1,7 @@
 """How many components: a Dirichlet-process mixture started with 30 components against BIC's choice.
 
 Run:  python -m experiments.bayes.main --out experiments/bayes/results
-      python -m experiments.bayes.main --quick --out /tmp/bayes      # small sizes, a minute
+      python -m experiments.bayes.main --quick --out /tmp/bayes      # small sizes, a few minutes
 
 Two data sets with a known number of groups: synthetic Gaussian clusters, and
 Fashion-MNIST's 70,000 images (10 classes) as 10-dimensional PCA codes. On each,
@@ -75,7 +75,7 @@ def plot(rows, path):
     ax.axhline(THRESHOLD, color="k", lw=0.8, ls=":")
     ax.set_yscale("log")
     ax.set_ylim(1e-6, 1)
-    ax.set_title(f"{r['data']}: DP mixture keeps {r['dp_used']} (truth {r['truth']})")
+    ax.set_title(f"{r['data']}: DP keeps {r['dp_used']} of {TRUNCATION} (truth {r['truth']})", fontsize=10)
     ax.set_xlabel("component (sorted)")
     ax.set_ylabel("expected weight")
     ax = axes[1, col]
@@ -84,7 +84,7 @@ def plot(rows, path):
     ax.axvline(r["bic_choice"], color="tab:orange", lw=0.8, label=f"BIC's choice ({r['bic_choice']})")
     ax.set_xlabel("k")
     ax.set_ylabel("BIC")
-    ax.set_title(f"BIC sweep: {r['bic_seconds']:.0f} s vs DP fit {r['dp_seconds']:.0f} s")
+    ax.set_title(f"BIC sweep: {r['bic_seconds']:.0f} s vs DP fit {r['dp_seconds']:.0f} s", fontsize=10)
     ax.legend()
   fig.tight_layout()
   fig.savefig(path, dpi=110)
@@ -94,8 +94,13 @@ def main():
   parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
   parser.add_argument("--out", default="experiments/bayes/results")
   parser.add_argument("--quick", action="store_true")
+  parser.add_argument("--replot", action="store_true", help="redraw bayes.png from --out's results.json")
   args = parser.parse_args()
   os.makedirs(args.out, exist_ok=True)
+  if args.replot:
+    with open(os.path.join(args.out, "results.json")) as f:
+      plot(json.load(f), os.path.join(args.out, "bayes.png"))
+    return
   n_syn, n_fm = (4000, 5000) if args.quick else (20000, None)
   jobs = [("synthetic", lambda: synthetic(n_syn), range(1, 16)),
           ("Fashion-MNIST PCA-10", lambda: fashion_pca(n_fm), range(2, 31, 2))]
