@@ -32,6 +32,15 @@ from ._stream import fit_stream as fit_stream
 from ._types import COVARIANCE_TYPES as _COVARIANCE_TYPES
 from ._types import FitResult as FitResult
 from ._types import GMMParams as GMMParams
+from .variational import SVIState as SVIState
+from .variational import VariationalFit as VariationalFit
+from .variational import VariationalPosterior as VariationalPosterior
+from .variational import VariationalPrior as VariationalPrior
+from .variational import fit_variational as fit_variational
+from .variational import fit_variational_stream as fit_variational_stream
+from .variational import svi_init as svi_init
+from .variational import svi_update as svi_update
+from .variational import variational_prior as variational_prior
 
 COVARIANCE_TYPES: tuple[str, ...] = _COVARIANCE_TYPES
 """The covariance structures a mixture can have: "full", "diag", "spherical", "tied"."""
@@ -44,8 +53,12 @@ __all__ = [
     "GMMParams",
     "KMeansResult",
     "OnlineState",
+    "SVIState",
     "SelectionResult",
     "SuffStats",
+    "VariationalFit",
+    "VariationalPosterior",
+    "VariationalPrior",
     "aic",
     "bic",
     "component_log_prob",
@@ -54,6 +67,8 @@ __all__ = [
     "fit",
     "fit_masked",
     "fit_stream",
+    "fit_variational",
+    "fit_variational_stream",
     "kmeans",
     "kmeans_plusplus",
     "log_prob",
@@ -71,4 +86,7 @@ __all__ = [
     "shard_rows",
     "stats_from_responsibilities",
     "suff_stats",
+    "svi_init",
+    "svi_update",
+    "variational_prior",
 ]

@@ -262,26 +262,34 @@ def _fit_program(key, x, w, init_params, tol, reg_covar, active, lower_bound, *,
 
 
 _STATIC = ("backend", "options")
-_fit = jax.jit(_fit_program, static_argnames=_STATIC)
-# Small fits spend their time compiling, not computing: LLVM's lowest optimisation
-# level compiles them faster, at a run-time cost that small work does not feel.
-_fit_small = jax.jit(_fit_program, static_argnames=_STATIC,
-                     compiler_options={"xla_backend_optimization_level": 0})
+
+
+def jit_fit(program):
+  """`program` jitted twice over its static `backend` and `options`: as is,
+  and at LLVM's lowest optimisation level for small fits, which spend their
+  time compiling, not computing (at a run-time cost small work does not feel)."""
+  return (jax.jit(program, static_argnames=_STATIC),
+          jax.jit(program, static_argnames=_STATIC, compiler_options={"xla_backend_optimization_level": 0}))
+
+
+_fit, _fit_small = jit_fit(_fit_program)
 _SMALL_WORK = 1 << 22  # rows * k * d of one pass
 
 
-def _call_fit(args, x_shape, options: EMOptions, **static) -> FitResult:
-  """The jitted fit: `_fit_small` for small work on CPU when called at top
-  level (compiler options are only for a top-level `jit`), else `_fit`."""
+def _call_fit(args, x_shape, options: EMOptions, programs=None, **static):
+  """The jitted fit (`programs` from `jit_fit`, default the GMM's): the small
+  one for small work on CPU when called at top level (compiler options are only
+  for a top-level `jit`), else the other."""
+  fit, fit_small = (_fit, _fit_small) if programs is None else programs
   work = x_shape[0] * x_shape[1] * options.n_components
   if (work <= _SMALL_WORK and jax.default_backend() == "cpu"
       and all(_checks.is_concrete(a) for a in jax.tree.leaves(args))):
     try:
-      return _fit_small(*args, options=options, **static)
+      return fit_small(*args, options=options, **static)
     except ValueError as err:  # inside a caller's trace after all (closed-over data)
       if "compiler_options" not in str(err):
         raise
-  return _fit(*args, options=options, **static)
+  return fit(*args, options=options, **static)
 
 
 def result_from(state: EMState, frame: Frame) -> FitResult:
@@ -303,23 +311,29 @@ def run(key, x, w, init_params, tol, reg_covar, *, options: EMOptions, active=No
   """Validated inputs -> the fit: rows padded to a size class (one compile
   serves every row count of that class), or sharded rows where they lie.
   Raises a `ValueError` naming `reg_covar` when a concrete fit failed."""
-  from . import _sharded  # imported here: it builds on this module
-
-  rows = _sharded.row_sharding(x)
-  if rows is None:
-    backend = Local()
-    x, w, options = _padded(x, w, options)
-  else:
-    backend = _sharded.Sharded(*rows)
-    _sharded.check_rows(x, *rows)
-    if w is not None:
-      w = _sharded.like_rows(w, x)
+  backend, x, w, options = placed(x, w, options)
   dtype = x.dtype
   args = (key, x, w, init_params, jnp.asarray(tol, dtype), jnp.asarray(reg_covar, dtype), active,
           jnp.asarray(lower_bound, dtype))
   result = _call_fit(args, x.shape, options, backend=backend)
   check_failed(result.failed)
   return result
+
+
+def placed(x, w, options: EMOptions):
+  """The backend for `x` and the rows it reduces: padded to a size class in
+  one device's memory, or sharded rows where they lie (with `w` beside them).
+  Returns `(backend, x, w, options)`, the options with the chunk size used."""
+  from . import _sharded  # imported here: it builds on this module
+
+  rows = _sharded.row_sharding(x)
+  if rows is None:
+    x, w, options = _padded(x, w, options)
+    return Local(), x, w, options
+  _sharded.check_rows(x, *rows)
+  if w is not None:
+    w = _sharded.like_rows(w, x)
+  return _sharded.Sharded(*rows), x, w, options
 
 
 def _padded(x, w, options: EMOptions):

@@ -233,6 +233,15 @@ def initial_params(key, x, w, reg_covar, frame: Frame, active, *, backend,
   switches components off."""
   from ._em import mask_components  # the driver builds on this module
 
+  stats = initial_stats(key, x, w, frame, active, backend=backend, options=options)
+  params, ok = _stats.m_step_checked(stats, reg_covar)
+  return mask_components(params, active), ok
+
+
+def initial_stats(key, x, w, frame: Frame, active, *, backend, options: EMOptions) -> _stats.SuffStats:
+  """Statistics of the starting responsibilities of `options.init`, in the
+  working coordinates of `frame` (traced): every row assigned to its nearest
+  centre, or random soft responsibilities for "random"."""
   k, cov_type, chunk_size = options.n_components, options.covariance_type, options.chunk_size
   shift, scale = frame
   if options.init == "kmeans++":
@@ -259,6 +268,4 @@ def initial_params(key, x, w, reg_covar, frame: Frame, active, *, backend,
     resp_of, args, about = _random_resp, (key, k), jnp.zeros((k, x.shape[1]), x.dtype)
   else:
     resp_of, args, about = _nearest_resp, (centers, active), centers
-  stats = backend.reduce(resp_of, args, x, w, about, covariance_type=cov_type, frame=frame, chunk_size=chunk_size)
-  params, ok = _stats.m_step_checked(stats, reg_covar)
-  return mask_components(params, active), ok
+  return backend.reduce(resp_of, args, x, w, about, covariance_type=cov_type, frame=frame, chunk_size=chunk_size)

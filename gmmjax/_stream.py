@@ -90,11 +90,12 @@ _m_step = jax.jit(_stats.m_step_checked)
 _advance = jax.jit(_em.advance)
 
 
-def _one_pass(params, frame, next_pass, feed, backend, chunk_size) -> _stats.SuffStats:
+def _one_pass(params, frame, next_pass, feed, backend, chunk_size, batch_stats=_batch_stats) -> _stats.SuffStats:
+  """Merged statistics of one pass over the batches (`batch_stats` of each, EM's by default)."""
   acc = None
   for batch in next_pass():
     x, w = feed(batch)
-    s = _batch_stats(params, x, w, frame, backend=backend, chunk_size=chunk_size)
+    s = batch_stats(params, x, w, frame, backend=backend, chunk_size=chunk_size)
     acc = s if acc is None else _merge(acc, s)
   if acc is None:
     raise ValueError("batches yielded no data")

@@ -45,7 +45,7 @@ except ImportError as err:  # pragma: no cover - depends on the environment
       "gmmjax.sklearn needs scikit-learn: pip install 'gmmjax[interop]' (or pip install scikit-learn)"
   ) from err
 
-from . import _em, _select
+from . import _em, _select, variational
 from ._logprob import e_step, log_prob
 from ._options import EMOptions
 from ._sample import sample as _sample
@@ -124,7 +124,136 @@ def _check_precisions_init(precisions, covariance_type, n_components, n_features
   return precisions
 
 
-class GaussianMixture(DensityMixin, BaseEstimator):
+class _Mixture(DensityMixin, BaseEstimator):
+  """What the mixture estimators share: input checks, fitted-model use, sampling."""
+
+  def fit(self, X, y=None, sample_weight=None):
+    """Estimates the parameters.
+
+    Args:
+      X: `[n, d]` training data.
+      y: ignored.
+      sample_weight: optional `[n]` non-negative weights; an integer weight
+        counts as that many copies of the row.
+
+    Returns:
+      The fitted estimator.
+    """
+    self.fit_predict(X, y, sample_weight=sample_weight)
+    return self
+
+  def _fit_input(self, X, sample_weight):
+    """Validated `(X, w)` for a fit (`w` None without sample weights)."""
+    self._validate_params()
+    X = validate_data(self, X, dtype=[np.float64, np.float32], ensure_min_samples=2)
+    n = X.shape[0]
+    if n < self.n_components:
+      raise ValueError(
+          f"Expected n_samples >= n_components but got n_components = {self.n_components}, n_samples = {n}"
+      )
+    w = None
+    if sample_weight is not None:
+      w = _check_sample_weight(sample_weight, X, dtype=X.dtype, ensure_non_negative=True)
+      if not np.sum(w) > 0:
+        raise ValueError("sample_weight must have a positive sum")
+    return X, w
+
+  def _finish(self, n_iter, lower_bound, trace, converged) -> None:
+    self.n_iter_ = n_iter
+    self.lower_bound_ = lower_bound
+    self.lower_bounds_ = list(trace[:n_iter])
+    self.converged_ = converged
+    self._print_verbose(trace[:n_iter], converged, lower_bound)
+    if not converged and self.max_iter > 0:
+      warnings.warn(_NOT_CONVERGED, ConvergenceWarning)
+
+  def _print_verbose(self, trace, converged, lower_bound) -> None:
+    if not self.verbose:
+      return
+    print("Initialization 0")
+    if self.verbose >= 2:
+      changes = np.diff(np.concatenate([[-np.inf], trace]))
+      for i in range(self.verbose_interval, len(trace) + 1, self.verbose_interval):
+        print(f"  Iteration {i}\t ll change {changes[i - 1]:.5f}")
+    print(f"Initialization {'converged' if converged else 'did not converge'}. lower bound {lower_bound:.5f}.")
+
+  def _set_params_from(self, params: GMMParams) -> None:
+    self.weights_ = np.array(params.weights)
+    self.means_ = np.array(params.means)
+    self.precisions_cholesky_ = np.array(params.precisions_cholesky)
+    self.covariances_ = np.array(params.covariances)
+    self.precisions_ = np.array(params.precisions)
+
+  def _params(self, dtype) -> GMMParams:
+    """The fitted parameters as `GMMParams` in `dtype` (call inside `_x64`)."""
+    return GMMParams(
+        weights=jnp.asarray(self.weights_, dtype),
+        means=jnp.asarray(self.means_, dtype),
+        precisions_cholesky=jnp.asarray(self.precisions_cholesky_, dtype),
+        covariance_type=self.covariance_type,
+    )
+
+  def _validated(self, X):
+    check_is_fitted(self)
+    X = validate_data(self, X, reset=False, dtype=[np.float64, np.float32])
+    return X, np.result_type(X.dtype, self.means_.dtype)
+
+  def to_params(self) -> GMMParams:
+    """The fitted mixture as `gmmjax.GMMParams` (in the dtype it was fitted in).
+
+    Returns:
+      `GMMParams` to use with `gmmjax.log_prob`, `gmmjax.sample`, `jit`, ...
+    """
+    check_is_fitted(self)
+    with _x64():
+      return self._params(self.means_.dtype)
+
+  def score(self, X, y=None):
+    """Mean log-likelihood of the rows of `X`.
+
+    Args:
+      X: `[n, d]` points.
+      y: ignored.
+
+    Returns:
+      float, the average of `score_samples(X)`.
+    """
+    return float(np.mean(self.score_samples(X)))
+
+  def predict(self, X):
+    """Most probable component of each row of `X`.
+
+    Args:
+      X: `[n, d]` points.
+
+    Returns:
+      `[n]` component labels.
+    """
+    return np.argmax(self.predict_proba(X), axis=1)
+
+  def sample(self, n_samples=1):
+    """Draws samples from the fitted mixture.
+
+    Draws are seeded by `random_state` (an int gives the same draws on every
+    call, as in scikit-learn) and ordered by component, as scikit-learn's.
+
+    Args:
+      n_samples: number of samples.
+
+    Returns:
+      `(X [n_samples, d], y [n_samples])`: samples and their components.
+    """
+    check_is_fitted(self)
+    if n_samples < 1:
+      raise ValueError(f"Invalid value for 'n_samples': {n_samples}. The sampling requires at least one sample.")
+    with _x64():
+      x, components = _sample(_key(self.random_state), self._params(self.means_.dtype), int(n_samples))
+      x, components = np.asarray(x), np.asarray(components, dtype=np.int64)
+    order = np.argsort(components, kind="stable")
+    return x[order], components[order]
+
+
+class GaussianMixture(_Mixture):
   """Gaussian mixture fitted by gmmjax's compiled EM, with scikit-learn's API.
 
   Args:
@@ -215,21 +344,6 @@ class GaussianMixture(DensityMixin, BaseEstimator):
 
   # -- fitting ---------------------------------------------------------------
 
-  def fit(self, X, y=None, sample_weight=None):
-    """Estimates the parameters with EM.
-
-    Args:
-      X: `[n, d]` training data.
-      y: ignored.
-      sample_weight: optional `[n]` non-negative weights; an integer weight
-        counts as that many copies of the row.
-
-    Returns:
-      The fitted estimator.
-    """
-    self.fit_predict(X, y, sample_weight=sample_weight)
-    return self
-
   def fit_predict(self, X, y=None, sample_weight=None):
     """Fits the model (as `fit`) and returns the component of each row of `X`.
 
@@ -241,19 +355,8 @@ class GaussianMixture(DensityMixin, BaseEstimator):
     Returns:
       `[n]` labels, consistent with `fit(X).predict(X)`.
     """
-    self._validate_params()
-    X = validate_data(self, X, dtype=[np.float64, np.float32], ensure_min_samples=2)
-    n, d = X.shape
-    if n < self.n_components:
-      raise ValueError(
-          f"Expected n_samples >= n_components but got n_components = {self.n_components}, n_samples = {n}"
-      )
-    w = None
-    if sample_weight is not None:
-      w = _check_sample_weight(sample_weight, X, dtype=X.dtype, ensure_non_negative=True)
-      if not np.sum(w) > 0:
-        raise ValueError("sample_weight must have a positive sum")
-    inits = self._checked_inits(d, X.dtype)
+    X, w = self._fit_input(X, sample_weight)
+    inits = self._checked_inits(X.shape[1], X.dtype)
     warm = self.warm_start and hasattr(self, "converged_")
 
     with _x64():
@@ -281,13 +384,7 @@ class GaussianMixture(DensityMixin, BaseEstimator):
       self._set_params_from(params)
       labels = np.argmax(np.asarray(e_step(params, x)[1]), axis=1)
 
-    self.n_iter_ = n_iter
-    self.lower_bound_ = lower_bound
-    self.lower_bounds_ = list(trace[:n_iter])
-    self.converged_ = converged
-    self._print_verbose(trace[:n_iter], converged, lower_bound)
-    if not converged and self.max_iter > 0:
-      warnings.warn(_NOT_CONVERGED, ConvergenceWarning)
+    self._finish(n_iter, lower_bound, trace, converged)
     return labels
 
   def _checked_inits(self, d, dtype):
@@ -339,48 +436,7 @@ class GaussianMixture(DensityMixin, BaseEstimator):
     return (result.params, float(result.log_likelihood), int(result.n_iter), bool(result.converged),
             np.asarray(result.log_likelihood_trace))
 
-  def _set_params_from(self, params: GMMParams) -> None:
-    self.weights_ = np.array(params.weights)
-    self.means_ = np.array(params.means)
-    self.precisions_cholesky_ = np.array(params.precisions_cholesky)
-    self.covariances_ = np.array(params.covariances)
-    self.precisions_ = np.array(params.precisions)
-
-  def _print_verbose(self, trace, converged, lower_bound) -> None:
-    if not self.verbose:
-      return
-    print("Initialization 0")
-    if self.verbose >= 2:
-      changes = np.diff(np.concatenate([[-np.inf], trace]))
-      for i in range(self.verbose_interval, len(trace) + 1, self.verbose_interval):
-        print(f"  Iteration {i}\t ll change {changes[i - 1]:.5f}")
-    print(f"Initialization {'converged' if converged else 'did not converge'}. lower bound {lower_bound:.5f}.")
-
   # -- using the fitted model ------------------------------------------------
-
-  def _params(self, dtype) -> GMMParams:
-    """The fitted parameters as `GMMParams` in `dtype` (call inside `_x64`)."""
-    return GMMParams(
-        weights=jnp.asarray(self.weights_, dtype),
-        means=jnp.asarray(self.means_, dtype),
-        precisions_cholesky=jnp.asarray(self.precisions_cholesky_, dtype),
-        covariance_type=self.covariance_type,
-    )
-
-  def _validated(self, X):
-    check_is_fitted(self)
-    X = validate_data(self, X, reset=False, dtype=[np.float64, np.float32])
-    return X, np.result_type(X.dtype, self.means_.dtype)
-
-  def to_params(self) -> GMMParams:
-    """The fitted mixture as `gmmjax.GMMParams` (in the dtype it was fitted in).
-
-    Returns:
-      `GMMParams` to use with `gmmjax.log_prob`, `gmmjax.sample`, `jit`, ...
-    """
-    check_is_fitted(self)
-    with _x64():
-      return self._params(self.means_.dtype)
 
   def score_samples(self, X):
     """Log-density of each row of `X` under the mixture.
@@ -395,18 +451,6 @@ class GaussianMixture(DensityMixin, BaseEstimator):
     with _x64():
       return np.asarray(log_prob(self._params(dtype), np.asarray(X, dtype)))
 
-  def score(self, X, y=None):
-    """Mean log-likelihood of the rows of `X`.
-
-    Args:
-      X: `[n, d]` points.
-      y: ignored.
-
-    Returns:
-      float, the average of `score_samples(X)`.
-    """
-    return float(np.mean(self.score_samples(X)))
-
   def predict_proba(self, X):
     """Posterior probability of each component for each row of `X`.
 
@@ -419,38 +463,6 @@ class GaussianMixture(DensityMixin, BaseEstimator):
     X, dtype = self._validated(X)
     with _x64():
       return np.exp(np.asarray(e_step(self._params(dtype), np.asarray(X, dtype))[1]))
-
-  def predict(self, X):
-    """Most probable component of each row of `X`.
-
-    Args:
-      X: `[n, d]` points.
-
-    Returns:
-      `[n]` component labels.
-    """
-    return np.argmax(self.predict_proba(X), axis=1)
-
-  def sample(self, n_samples=1):
-    """Draws samples from the fitted mixture.
-
-    Draws are seeded by `random_state` (an int gives the same draws on every
-    call, as in scikit-learn) and ordered by component, as scikit-learn's.
-
-    Args:
-      n_samples: number of samples.
-
-    Returns:
-      `(X [n_samples, d], y [n_samples])`: samples and their components.
-    """
-    check_is_fitted(self)
-    if n_samples < 1:
-      raise ValueError(f"Invalid value for 'n_samples': {n_samples}. The sampling requires at least one sample.")
-    with _x64():
-      x, components = _sample(_key(self.random_state), self._params(self.means_.dtype), int(n_samples))
-      x, components = np.asarray(x), np.asarray(components, dtype=np.int64)
-    order = np.argsort(components, kind="stable")
-    return x[order], components[order]
 
   def _n_parameters(self) -> int:
     with _x64():
@@ -478,3 +490,200 @@ class GaussianMixture(DensityMixin, BaseEstimator):
       float, `-2 log L + 2 p`.
     """
     return -2 * self.score(X) * np.shape(X)[0] + 2 * self._n_parameters()
+
+
+class BayesianGaussianMixture(_Mixture):
+  """Variational Bayesian Gaussian mixture fitted by gmmjax's compiled loop,
+  with the API of `sklearn.mixture.BayesianGaussianMixture`.
+
+  The model, updates, stopping rule and `lower_bound_` are scikit-learn's
+  (see `gmmjax.variational`); from the same starting posterior the fitted
+  attributes, `n_iter_` and `lower_bound_` are scikit-learn's.
+
+  Args:
+    n_components: the truncation: an upper bound on the components used.
+    covariance_type: "full", "tied", "diag" or "spherical".
+    tol: the fit stops when the lower bound (a sum over the rows) changes by less.
+    reg_covar: non-negative value added to the data's covariance diagonals.
+    max_iter: maximum iterations; 0 keeps the initial posterior.
+    n_init: restarts (run side by side in one program); the best bound is kept.
+    init_params: "kmeans", "k-means++", "random" or "random_from_data".
+    weight_concentration_prior_type: "dirichlet_process" or "dirichlet_distribution".
+    weight_concentration_prior: > 0, default `1 / n_components`.
+    mean_precision_prior: > 0, default 1.
+    mean_prior: `[d]`, default the data's mean.
+    degrees_of_freedom_prior: > d - 1, default d.
+    covariance_prior: default the data's covariance (shape by `covariance_type`).
+    random_state: None, int or `numpy.random.RandomState`; seeds the JAX keys.
+    warm_start: if True, a second `fit` continues from the fitted posterior.
+    verbose, verbose_interval: progress lines, as `GaussianMixture`'s.
+
+  Attributes:
+    weights_, means_, covariances_, precisions_, precisions_cholesky_: the
+      posterior's point estimate (expected weights, posterior means, inverse
+      expected precisions).
+    weight_concentration_: Dirichlet `[k]`, or the stick-breaking Betas `(a [k], b [k])`.
+    mean_precision_: `[k]`.
+    degrees_of_freedom_: `[k]` (tied: a float).
+    weight_concentration_prior_, mean_precision_prior_, mean_prior_,
+      degrees_of_freedom_prior_, covariance_prior_: the prior used.
+    converged_, n_iter_, lower_bound_, lower_bounds_: of the best restart.
+    n_features_in_, feature_names_in_: as in scikit-learn.
+  """
+
+  _parameter_constraints: dict = {
+      **{name: c for name, c in GaussianMixture._parameter_constraints.items() if not name.endswith("_init")},
+      "weight_concentration_prior_type": [StrOptions({"dirichlet_process", "dirichlet_distribution"})],
+      "weight_concentration_prior": [None, Interval(Real, 0.0, None, closed="neither")],
+      "mean_precision_prior": [None, Interval(Real, 0.0, None, closed="neither")],
+      "mean_prior": [None, "array-like"],
+      "degrees_of_freedom_prior": [None, Interval(Real, 0.0, None, closed="neither")],
+      "covariance_prior": [None, "array-like", Interval(Real, 0.0, None, closed="neither")],
+  }
+
+  def __init__(
+      self,
+      *,
+      n_components=1,
+      covariance_type="full",
+      tol=1e-3,
+      reg_covar=1e-6,
+      max_iter=100,
+      n_init=1,
+      init_params="kmeans",
+      weight_concentration_prior_type="dirichlet_process",
+      weight_concentration_prior=None,
+      mean_precision_prior=None,
+      mean_prior=None,
+      degrees_of_freedom_prior=None,
+      covariance_prior=None,
+      random_state=None,
+      warm_start=False,
+      verbose=0,
+      verbose_interval=10,
+  ):
+    self.n_components = n_components
+    self.covariance_type = covariance_type
+    self.tol = tol
+    self.reg_covar = reg_covar
+    self.max_iter = max_iter
+    self.n_init = n_init
+    self.init_params = init_params
+    self.weight_concentration_prior_type = weight_concentration_prior_type
+    self.weight_concentration_prior = weight_concentration_prior
+    self.mean_precision_prior = mean_precision_prior
+    self.mean_prior = mean_prior
+    self.degrees_of_freedom_prior = degrees_of_freedom_prior
+    self.covariance_prior = covariance_prior
+    self.random_state = random_state
+    self.warm_start = warm_start
+    self.verbose = verbose
+    self.verbose_interval = verbose_interval
+
+  def fit_predict(self, X, y=None, sample_weight=None):
+    """Fits the model (as `fit`) and returns the component of each row of `X`.
+
+    Args:
+      X: `[n, d]` training data.
+      y: ignored.
+      sample_weight: optional `[n]` non-negative weights.
+
+    Returns:
+      `[n]` labels, consistent with `fit(X).predict(X)`.
+    """
+    X, w = self._fit_input(X, sample_weight)
+    warm = self.warm_start and hasattr(self, "converged_")
+    if warm and self.means_.shape[1] != X.shape[1]:
+      raise ValueError(f"X has {X.shape[1]} features, but the fitted mixture has {self.means_.shape[1]}")
+    with _x64():
+      prior = variational.variational_prior(
+          self.n_components, X.shape[1], covariance_type=self.covariance_type,
+          weight_concentration_prior_type=self.weight_concentration_prior_type,
+          weight_concentration_prior=self.weight_concentration_prior,
+          mean_precision_prior=self.mean_precision_prior, mean_prior=self.mean_prior,
+          degrees_of_freedom_prior=self.degrees_of_freedom_prior, covariance_prior=self.covariance_prior,
+          dtype=X.dtype)
+      variational._check_data_prior(prior, X, w)
+      key = _key(self.random_state)
+      options = EMOptions(self.n_components, self.covariance_type, max(self.max_iter, 1),
+                          INIT_NAMES[self.init_params], 1 if warm else self.n_init)
+      start = self._posterior(X.dtype) if warm else None
+      if self.max_iter == 0:
+        if start is None:
+          start, prior = variational.initial_posterior(key, X, w, prior, self.reg_covar, options=options)
+        else:
+          prior = variational.resolve_prior(prior, X, w)
+        fit = None
+        q, lower_bound, n_iter, converged, trace = start, -np.inf, 0, False, np.zeros((0,))
+      else:
+        # scikit-learn's warm start: the stopping rule carries over from the previous fit.
+        fit = variational.run(key, X, w, prior, start, self.tol, self.reg_covar, options=options,
+                              lower_bound=self.lower_bound_ if warm else -np.inf)
+        q, prior = fit.posterior, fit.prior
+        lower_bound, n_iter = float(fit.lower_bound), int(fit.n_iter)
+        converged, trace = bool(fit.converged), np.asarray(fit.lower_bound_trace)
+      self._set_posterior(q, prior)
+      labels = np.argmax(np.asarray(variational.variational_log_resp(q, X)[1]), axis=1)
+    self._finish(n_iter, lower_bound, trace, converged)
+    return labels
+
+  def _set_posterior(self, q, prior) -> None:
+    self._set_params_from(variational.point_estimate(q))
+    conc = np.array(q.weight_concentration)
+    self.weight_concentration_ = tuple(conc) if self.weight_concentration_prior_type == "dirichlet_process" else conc
+    self.mean_precision_ = np.array(q.mean_precision)
+    dof = np.array(q.degrees_of_freedom)
+    self.degrees_of_freedom_ = float(dof) if dof.ndim == 0 else dof
+    self.weight_concentration_prior_ = float(prior.weight_concentration)
+    self.mean_precision_prior_ = float(prior.mean_precision)
+    self.mean_prior_ = np.array(prior.mean)
+    self.degrees_of_freedom_prior_ = float(prior.degrees_of_freedom)
+    cov = np.array(prior.covariance)
+    self.covariance_prior_ = float(cov) if cov.ndim == 0 else cov
+
+  def _posterior(self, dtype) -> variational.VariationalPosterior:
+    """The fitted posterior in `dtype` (call inside `_x64`)."""
+    conc = self.weight_concentration_
+    conc = np.stack(conc) if isinstance(conc, tuple) else conc
+    return variational.VariationalPosterior(
+        *(jnp.asarray(a, dtype) for a in (conc, self.mean_precision_, self.means_, self.degrees_of_freedom_,
+                                          self.precisions_cholesky_)),
+        covariance_type=self.covariance_type,
+        weight_concentration_prior_type=self.weight_concentration_prior_type,
+    )
+
+  def to_posterior(self) -> variational.VariationalPosterior:
+    """The fitted posterior as `gmmjax.variational.VariationalPosterior`."""
+    check_is_fitted(self)
+    with _x64():
+      return self._posterior(self.means_.dtype)
+
+  def _log_resp(self, X):
+    X, dtype = self._validated(X)
+    with _x64():
+      norm, log_resp = variational.variational_log_resp(self._posterior(dtype), np.asarray(X, dtype))
+      return np.asarray(norm), np.asarray(log_resp)
+
+  def score_samples(self, X):
+    """scikit-learn's score of each row of `X`: logsumexp_k of
+    E[log pi_k] + E[log N(x | mu_k, Lambda_k^-1)] under the posterior (for the
+    posterior predictive density see `gmmjax.variational.predictive_log_prob`).
+
+    Args:
+      X: `[n, d]` points.
+
+    Returns:
+      `[n]` scores.
+    """
+    return self._log_resp(X)[0]
+
+  def predict_proba(self, X):
+    """Variational responsibilities of each component for each row of `X`.
+
+    Args:
+      X: `[n, d]` points.
+
+    Returns:
+      `[n, k]` responsibilities, rows summing to one.
+    """
+    return np.exp(self._log_resp(X)[1])
