@@ -1,0 +1,45 @@
+"""Mixtures of factor analysers (MFA) and of probabilistic PCA (MPPCA).
+
+Each component's covariance is `W W^T + diag(psi)`, `W [d, l]` with `l << d`,
+so full images (d = 784) are modelled with their correlations at O(n k d l)
+per pass, no `[d, d]` matrix:
+
+  result = gmmjax.mfa.fit(key, x, n_components=50, n_factors=10)
+  gmmjax.mfa.log_prob(result.params, x)           # [n] per-image log-likelihoods
+  x_new, comp = gmmjax.mfa.sample(key, result.params, 64)
+  filled, resp, _ = gmmjax.mfa.inpaint(result.params, x, observed)
+"""
+
+from ._fit import MFAOptions as MFAOptions
+from ._fit import MFAStats as MFAStats
+from ._fit import fit as fit
+from ._fit import merge as merge
+from ._fit import params_from_stats as params_from_stats
+from ._fit import suff_stats as suff_stats
+from ._model import MFAParams as MFAParams
+from ._model import component_log_prob as component_log_prob
+from ._model import e_step as e_step
+from ._model import inpaint as inpaint
+from ._model import log_prob as log_prob
+from ._model import posterior as posterior
+from ._model import predict as predict
+from ._model import sample as sample
+from ._model import to_gmm as to_gmm
+
+__all__ = [
+    "MFAOptions",
+    "MFAParams",
+    "MFAStats",
+    "component_log_prob",
+    "e_step",
+    "fit",
+    "inpaint",
+    "log_prob",
+    "merge",
+    "params_from_stats",
+    "posterior",
+    "predict",
+    "sample",
+    "suff_stats",
+    "to_gmm",
+]

@@ -1,0 +1,341 @@
+"""EM for mixtures of factor analysers, on the core's backends and loop.
+
+One pass gathers, per component, statistics about the component's current
+mean `c_k` (never a `[d, d]` matrix): with x~ = x - c_k and E[z | x, k],
+
+  counts    N_k = sum r                     [k]
+  first     sum r x~                        [k, d]
+  second    sum r x~^2 (elementwise)        [k, d]
+  cross     sum r x~ E[z]^T                 [k, d, l]
+  z_sum     sum r E[z]                      [k, l]
+  zz        sum r E[z z^T]                  [k, l, l]
+
+All are sums about centres fixed for the pass, so chunks, batches and devices
+merge by addition. The M-step is Ghahramani and Hinton's closed form in the
+augmented loadings [W, mu - c] (Tipping and Bishop's for isotropic noise).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+
+import jax
+import jax.numpy as jnp
+from jax.scipy.linalg import cho_factor, cho_solve
+from jax.typing import ArrayLike
+
+from .. import _checks, _em, _init, _linalg, _sharded
+from .._frame import Frame
+from .._options import EMOptions, positive_int
+from .._stats import safe_div, weighted_resp
+from .._types import FitResult
+from . import _model
+from ._model import MFAParams
+
+INITS = ("kmeans", "kmeans++")
+
+
+@dataclasses.dataclass(frozen=True)
+class MFAStats:
+  """Sufficient statistics of one EM pass (see the module docstring), about
+  the `centers [k, d]` the pass used.
+
+  Attributes:
+    counts: `[k]`; first: `[k, d]`; second: `[k, d]`; cross: `[k, d, l]`;
+    z_sum: `[k, l]`; zz: `[k, l, l]`; log_likelihood: `[]` weighted sum of log
+    p(x_i); total_weight: `[]` sum of sample weights.
+  """
+
+  counts: jax.Array
+  first: jax.Array
+  second: jax.Array
+  cross: jax.Array
+  z_sum: jax.Array
+  zz: jax.Array
+  log_likelihood: jax.Array
+  total_weight: jax.Array
+
+
+jax.tree_util.register_dataclass(MFAStats, data_fields=[f.name for f in dataclasses.fields(MFAStats)],
+                                 meta_fields=[])
+
+
+def merge(a: MFAStats, b: MFAStats) -> MFAStats:
+  """Statistics of the union of two disjoint sets of rows (same centres)."""
+  return jax.tree.map(jnp.add, a, b)
+
+
+def psum(stats: MFAStats, axis_name) -> MFAStats:
+  return jax.tree.map(lambda v: jax.lax.psum(v, axis_name), stats)
+
+
+def _chunk_fn_of(params: MFAParams):
+  """The chunk function of a pass in working coordinates, about the means."""
+  origin = jnp.zeros_like(params.means[0])
+  fac = _model.factorise(params, origin)
+
+  def fn(start, xs, wc):
+    lp, y, a = _model.chunk_terms(fac, params.means, xs)
+    ll = jax.nn.logsumexp(lp, axis=-1)
+    r, ll_sum, total = weighted_resp(jnp.exp(lp - ll[:, None]), ll, wc, xs.shape[0])
+    ez = _model.latent_means(fac, a)
+    rez = r[:, :, None] * ez
+    c, k, l = ez.shape
+    counts = jnp.sum(r, axis=0)
+    z_sum = jnp.sum(rez, axis=0)
+    weighted = r[:, :, None] * y
+    # sum r (x - c) E[z]^T as one GEMM with the rows as shared operand.
+    cross = jnp.transpose(_linalg.mm(xs.T, rez.reshape(c, k * l)).reshape(-1, k, l), (1, 0, 2))
+    cross = cross - params.means[:, :, None] * z_sum[:, None, :]
+    zz = jnp.einsum("ckl,ckm->klm", rez, ez, precision=_linalg.PRECISION) + counts[:, None, None] * fac.m_inv
+    return MFAStats(counts, jnp.sum(weighted, axis=0), jnp.sum(weighted * y, axis=0), cross, z_sum, zz,
+                    ll_sum, total)
+
+  return fn
+
+
+def em_stats(backend, params: MFAParams, x, w, frame: Frame, chunk_size) -> MFAStats:
+  """E-step statistics of one pass, in the working coordinates of `params`."""
+  return backend.reduce_stats(_chunk_fn_of, (params,), x, w, frame=frame, chunk_size=chunk_size, merge=merge,
+                              psum=psum, width=params.means.size)
+
+
+def m_step_checked(stats: MFAStats, params: MFAParams, reg) -> tuple[MFAParams, jax.Array]:
+  """Closed-form M-step from statistics about `params.means`, and `[]` whether
+  it is well defined (finite, positive noise)."""
+  dtype = stats.counts.dtype
+  l = stats.cross.shape[-1]
+  tiny = 10 * jnp.finfo(dtype).eps
+  nk = stats.counts + tiny
+  # Augmented factors [W, mu - c] = S_xz S_zz^-1, z~ = [z, 1].
+  s_xz = jnp.concatenate([stats.cross, stats.first[:, :, None]], axis=-1)
+  s_zz = jnp.concatenate([
+      jnp.concatenate([stats.zz, stats.z_sum[:, :, None]], axis=-1),
+      jnp.concatenate([stats.z_sum, stats.counts[:, None]], axis=-1)[:, None, :],
+  ], axis=-2)
+  s_zz = 0.5 * (s_zz + jnp.swapaxes(s_zz, -1, -2)) + tiny * jnp.eye(l + 1, dtype=dtype)[None]
+  chol = cho_factor(s_zz, lower=True)
+  w_aug = jnp.swapaxes(jax.vmap(lambda c, b: cho_solve((c, True), b))(chol[0], jnp.swapaxes(s_xz, -1, -2)),
+                       -1, -2)
+  resid = jnp.maximum(stats.second - jnp.sum(w_aug * s_xz, axis=-1), 0) / nk[:, None]
+  if params.isotropic:
+    resid = jnp.broadcast_to(jnp.mean(resid, axis=-1, keepdims=True), resid.shape)
+  psi = resid + reg
+  new = MFAParams(nk / jnp.sum(nk), params.means + w_aug[:, :, l], w_aug[:, :, :l], psi, params.isotropic)
+  ok = jnp.all(jnp.isfinite(w_aug)) & jnp.all(psi > 0) & jnp.all(jnp.isfinite(psi))
+  return new, ok
+
+
+def _step(params, x, w, reg, frame, *, backend, chunk_size):
+  stats = em_stats(backend, params, x, w, frame, chunk_size)
+  new, ok = m_step_checked(stats, params, reg)
+  return new, stats.log_likelihood / stats.total_weight, ok
+
+
+@dataclasses.dataclass(frozen=True)
+class MFAOptions:
+  """Static options of an MFA fit (each distinct value is a compile)."""
+
+  n_components: int
+  n_factors: int
+  isotropic: bool = False
+  max_iter: int = 100
+  init: str = "kmeans"
+  n_power_iter: int = 6
+  chunk_size: int | None = None
+
+  def __post_init__(self):
+    positive_int(self.n_components, "n_components")
+    positive_int(self.n_factors, "n_factors")
+    positive_int(self.max_iter, "max_iter")
+    positive_int(self.n_power_iter, "n_power_iter")
+    if self.init not in INITS:
+      raise ValueError(f"init must be one of {INITS}, got {self.init!r}")
+    if self.chunk_size is not None:
+      positive_int(self.chunk_size, "chunk_size")
+
+
+def _power_chunk_fn_of(centers, q):
+  """Chunk function of `(S_k Q_k [k, d, l], N_k [k], trace S_k [k])`, `S_k =
+  sum_i h_ik (x_i - c_k) (x_i - c_k)^T` the scatter of the rows assigned
+  (`h`, times the weights) to their nearest centre."""
+  k, d, l = q.shape
+  stacked = jnp.transpose(q, (1, 0, 2)).reshape(d, k * l)
+  offsets = jnp.einsum("kd,kdl->kl", centers, q, precision=_linalg.PRECISION)
+
+  def fn(start, xs, wc):
+    h = jax.nn.one_hot(jnp.argmin(_init._sq_dist(xs, centers), axis=1), k, dtype=xs.dtype)
+    h = h if wc is None else h * wc[:, None]
+    proj = h[:, :, None] * (_linalg.mm(xs, stacked).reshape(-1, k, l) - offsets[None])
+    ys = jnp.transpose(_linalg.mm(xs.T, proj.reshape(-1, k * l)).reshape(d, k, l), (1, 0, 2))
+    ys = ys - centers[:, :, None] * jnp.sum(proj, axis=0)[:, None, :]
+    sq = jnp.sum(h[:, :, None] * (xs[:, None, :] - centers[None]) ** 2, axis=(0, 2))
+    return ys, jnp.sum(h, axis=0), sq
+
+  return fn
+
+
+def initial_params(key, x, w, reg, frame: Frame, *, backend, options: MFAOptions) -> tuple[MFAParams, jax.Array]:
+  """k-means, then each cluster's principal subspace by subspace iteration
+  over hard assignments, set to the probabilistic-PCA maximum-likelihood
+  solution of its cluster (Tipping and Bishop): W = U (Lambda - sigma^2)^1/2,
+  sigma^2 the mean discarded variance (working coordinates; traced)."""
+  k, l = options.n_components, options.n_factors
+  d = x.shape[1]
+  # Means and per-feature variances of the clusters: the core's start with
+  # diagonal covariances (each row assigned to its nearest k-means centre).
+  gmm_options = EMOptions(k, "diag", 1, options.init, 1, options.chunk_size)
+  start, ok = _init.initial_params(key, x, w, reg, frame, None, backend=backend, options=gmm_options)
+  centers = start.means
+  q0 = jnp.linalg.qr(jax.random.normal(jax.random.fold_in(key, 1), (k, d, l), x.dtype))[0]
+
+  def scatter_times(q):
+    return backend.reduce_stats(_power_chunk_fn_of, (centers, q), x, w, frame=frame,
+                                chunk_size=options.chunk_size, merge=lambda a, b: jax.tree.map(jnp.add, a, b),
+                                psum=jax.lax.psum, width=k * d)
+
+  q = jax.lax.fori_loop(0, options.n_power_iter, lambda i, q: jnp.linalg.qr(scatter_times(q)[0])[0], q0)
+  sq, counts, trace = scatter_times(q)
+  sq = safe_div(sq, counts[:, None, None])  # S_k Q_k / N_k
+  total_var = safe_div(trace, counts)
+  b = jnp.einsum("kdl,kdm->klm", q, sq, precision=_linalg.PRECISION)
+  lam, vec = jnp.linalg.eigh(0.5 * (b + jnp.swapaxes(b, -1, -2)))
+  lam = jnp.maximum(lam, 0)
+  sigma2 = jnp.maximum(total_var - jnp.sum(lam, axis=-1), 0) / max(d - l, 1) + reg
+  u = jnp.einsum("kdl,klm->kdm", q, vec, precision=_linalg.PRECISION)
+  factors = u * jnp.sqrt(jnp.maximum(lam - sigma2[:, None], 0))[:, None, :]
+  psi = jnp.broadcast_to(sigma2[:, None], (k, d))
+  params = MFAParams(start.weights, centers, factors, psi, options.isotropic)
+  return params, ok & jnp.all(jnp.isfinite(factors))
+
+
+def _fit_program(key, x, w, init_params, tol, reg_covar, *, backend, options: MFAOptions) -> FitResult:
+  frame, reg = _em.working_frame(backend, x, w, reg_covar)
+  if init_params is None:
+    params, ok = initial_params(key, x, w, reg, frame, backend=backend, options=options)
+  else:
+    params, ok = _model.to_frame(init_params, frame), jnp.asarray(True)
+  step = functools.partial(_step, backend=backend, chunk_size=options.chunk_size)
+  state = _em.init_state(params, options.max_iter, ok=ok)
+  state = _em.em_loop(step, state, tol, options.max_iter, (x, w, reg, frame))
+  return _em.result_from(state, frame, _model.from_frame)
+
+
+_fit = jax.jit(_fit_program, static_argnames=("backend", "options"))
+
+
+def fit(
+    key,
+    x: ArrayLike,
+    n_components: int,
+    n_factors: int,
+    *,
+    isotropic: bool = False,
+    max_iter: int = 100,
+    tol: float = 1e-3,
+    reg_covar: float = 1e-6,
+    init: str = "kmeans",
+    n_power_iter: int = 6,
+    weights: ArrayLike | None = None,
+    init_params: MFAParams | None = None,
+    chunk_size: int | None = None,
+) -> FitResult:
+  """Fits a mixture of factor analysers (MPPCA when `isotropic`) by EM.
+
+  The same compiled `lax.while_loop` as `gmmjax.fit`, in the same working
+  coordinates, on the same statistics backends: rows in memory are chunked
+  (and padded to a size class with zero-weight rows), rows sharded over a
+  mesh axis are reduced where they lie.
+
+  Args:
+    key: PRNG key (initialisation).
+    x: `[n, d]` data, float32 or float64.
+    n_components: `k` (static).
+    n_factors: `l`, latent dimensions per component, `1 <= l < d` (static).
+    isotropic: noise `sigma_k^2 I` (mixture of probabilistic PCA) instead of
+      a diagonal `Psi_k` (static).
+    max_iter: maximum EM iterations (static).
+    tol: stop when the mean log-likelihood changes by less (traced).
+    reg_covar: added to the noise variances (traced).
+    init: "kmeans" (Lloyd from k-means++) or "kmeans++" (seeding only) for the
+      clusters whose principal subspaces start the factors (static).
+    n_power_iter: subspace iterations of the per-cluster PCA (static).
+    weights: optional `[n]` non-negative sample weights.
+    init_params: explicit starting `MFAParams` (then `init` is unused).
+    chunk_size: rows per chunk of a pass (static).
+
+  Returns:
+    `FitResult` whose `params` are `MFAParams`; `log_likelihood` is the mean
+    log-likelihood of the last E-step, differentiable in `x`, `weights` and
+    `reg_covar` (implicitly, at the fixed point).
+
+  Raises:
+    ValueError: on invalid data or settings, before anything compiles; on an
+      eager fit whose noise variances became ill-defined (increase
+      `reg_covar`).
+  """
+  options = MFAOptions(n_components, n_factors, bool(isotropic), max_iter, init, n_power_iter, chunk_size)
+  x = _checks.data(x)
+  n, d = x.shape
+  _checks.n_components(n_components, n)
+  if n_factors >= d:
+    raise ValueError(f"n_factors must be below the number of features {d}, got {n_factors}")
+  _checks.positive(tol, "tol", allow_zero=True)
+  _checks.positive(reg_covar, "reg_covar", allow_zero=True)
+  w = None if weights is None else _checks.as_weights(weights, x)
+  if init_params is not None:
+    _model.check_params(init_params, d)
+    if init_params.factors.shape[:1] + init_params.factors.shape[2:] != (n_components, n_factors):
+      raise ValueError(f"init_params have {init_params.n_components} components and {init_params.n_factors} "
+                       f"factors, but the fit asked for {n_components} and {n_factors}")
+    if init_params.isotropic != options.isotropic:
+      raise ValueError(f"init_params.isotropic is {init_params.isotropic}, the fit asked for {options.isotropic}")
+    init_params = jax.tree.map(lambda a: jnp.asarray(a, x.dtype), init_params)
+  rows = _sharded.row_sharding(x)
+  if rows is None:
+    backend = _em.Local()
+    x, w, options = _em._padded(x, w, options)
+  else:
+    backend = _sharded.Sharded(*rows)
+    _sharded.check_rows(x, *rows)
+    if w is not None:
+      w = _sharded.like_rows(w, x)
+  dtype = x.dtype
+  result = _fit(key, x, w, init_params, jnp.asarray(tol, dtype), jnp.asarray(reg_covar, dtype), backend=backend,
+                options=options)
+  _em.check_failed(result.failed)
+  return result
+
+
+@functools.partial(jax.jit, static_argnames=("backend", "chunk_size"))
+def _suff_stats(params, x, w, *, backend, chunk_size):
+  frame = Frame(jnp.zeros((x.shape[1],), x.dtype), jnp.ones((), x.dtype))
+  return em_stats(backend, params, x, w, frame, chunk_size)
+
+
+def suff_stats(params: MFAParams, x: ArrayLike, weights: ArrayLike | None = None, *,
+               chunk_size: int | None = None) -> MFAStats:
+  """E-step statistics of `x [n, d]` about `params.means` (one chunked pass;
+  sharded rows are reduced where they lie). `merge` them over batches, then
+  `params_from_stats` is the M-step: a streamed EM iteration."""
+  _model.check_params(params)
+  x = _checks.as_points(x, params)
+  w = None if weights is None else _checks.as_weights(weights, x)
+  rows = _sharded.row_sharding(x)
+  backend = _em.Local() if rows is None else _sharded.Sharded(*rows)
+  if rows is not None and w is not None:
+    w = _sharded.like_rows(w, x)
+  return _suff_stats(params, x, w, backend=backend, chunk_size=chunk_size)
+
+
+_m_step = jax.jit(m_step_checked)
+
+
+def params_from_stats(stats: MFAStats, params: MFAParams, reg_covar: ArrayLike = 1e-6) -> MFAParams:
+  """M-step from the statistics `suff_stats(params, ...)` gathered about
+  `params.means`."""
+  _checks.positive(reg_covar, "reg_covar", allow_zero=True)
+  new, ok = _m_step(stats, params, jnp.asarray(reg_covar, params.means.dtype))
+  _em.check_failed(~ok)
+  return new
