@@ -76,7 +76,7 @@ def _chunk_fn_of(params: MFAParams):
   fac = _model.factorise(params, origin)
 
   def fn(start, xs, wc):
-    lp, y, a = _model.chunk_terms(fac, params.means, xs)
+    lp, a = _model.chunk_terms(fac, params.means, xs)
     ll = jax.nn.logsumexp(lp, axis=-1)
     r, ll_sum, total = weighted_resp(jnp.exp(lp - ll[:, None]), ll, wc, xs.shape[0])
     ez = _model.latent_means(fac, a)
@@ -84,13 +84,18 @@ def _chunk_fn_of(params: MFAParams):
     c, k, l = ez.shape
     counts = jnp.sum(r, axis=0)
     z_sum = jnp.sum(rez, axis=0)
-    weighted = r[:, :, None] * y
     # sum r (x - c) E[z]^T as one GEMM with the rows as shared operand.
     cross = jnp.transpose(_linalg.mm(xs.T, rez.reshape(c, k * l)).reshape(-1, k, l), (1, 0, 2))
     cross = cross - params.means[:, :, None] * z_sum[:, None, :]
     zz = jnp.einsum("ckl,ckm->klm", rez, ez, precision=_linalg.PRECISION) + counts[:, None, None] * fac.m_inv
-    return MFAStats(counts, jnp.sum(weighted, axis=0), jnp.sum(weighted * y, axis=0), cross, z_sum, zz,
-                    ll_sum, total)
+    # Moments about each centre, one component at a time (see `chunk_terms`).
+    def moments(args):
+      center, rk = args
+      y = xs - center[None, :]
+      return _linalg.mm(rk, y), _linalg.mm(rk, y * y)
+
+    first, second = jax.lax.map(moments, (params.means, r.T))
+    return MFAStats(counts, first, second, cross, z_sum, zz, ll_sum, total)
 
   return fn
 

@@ -178,16 +178,18 @@ def factorise(params: MFAParams, origin: jax.Array, with_weights: bool = True) -
 
 def chunk_terms(fac: Factorised, means: jax.Array, xs: jax.Array):
   """For rows `xs [c, d]` (coordinates of the factorisation's origin, `means`
-  `[k, d]` likewise): `(log pi_k p(x | k) [c, k], x - mu_k [c, k, d], A_k^T (x
-  - mu_k) [c, k, l])`. The diagonal part of the quadratic form is taken on
-  the differences, so it keeps its digits in float32 however far the
-  component is from the origin; the low-rank part is one GEMM of the rows
-  against all k maps."""
+  `[k, d]` likewise): `(log pi_k p(x | k) [c, k], A_k^T (x - mu_k) [c, k, l])`.
+
+  The diagonal part of the quadratic form is taken on the differences x -
+  mu_k, so it keeps its digits in float32 however far a tight component is
+  from the origin; one component at a time (a `[c, d]` difference and a
+  matrix-vector product), which on CPU is several times faster than the
+  `[c, k, d]` broadcast. The low-rank part is one GEMM of the rows against
+  all k maps."""
   k, l = fac.offsets.shape
-  y = xs[:, None, :] - means[None]
-  diag_quad = jnp.sum(y * y * fac.inv_psi[None], axis=-1)
+  diag_quad = jax.lax.map(lambda a: _linalg.mm(jnp.square(xs - a[0][None, :]), a[1]), (means, fac.inv_psi)).T
   a = _linalg.mm(xs, fac.proj).reshape(xs.shape[0], k, l) - fac.offsets[None]
-  return fac.const[None, :] - 0.5 * (diag_quad - jnp.sum(a * a, axis=-1)), y, a
+  return fac.const[None, :] - 0.5 * (diag_quad - jnp.sum(a * a, axis=-1)), a
 
 
 def latent_means(fac: Factorised, a: jax.Array) -> jax.Array:
@@ -236,7 +238,7 @@ def _posterior(params, x, w):
   fac = factorise(params, origin)
 
   def fn(rows):
-    lp, _, a = chunk_terms(fac, params.means - origin[None, :], rows[0] - origin[None, :])
+    lp, a = chunk_terms(fac, params.means - origin[None, :], rows[0] - origin[None, :])
     return jnp.concatenate([jax.nn.log_softmax(lp, axis=-1)[:, :, None], latent_means(fac, a)], axis=-1)
 
   width = params.n_components * params.n_features
