@@ -11,8 +11,6 @@ W_k`:
 so a pass costs O(n k d l) and no `[d, d]` matrix is ever formed.
 """
 
-from __future__ import annotations
-
 import dataclasses
 import math
 from typing import NamedTuple
