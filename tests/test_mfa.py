@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 from scipy.stats import multivariate_normal
 
 import gmmjax
+import gmmjax.data
 from gmmjax import mfa
 
 
@@ -166,7 +167,7 @@ def test_weights_equal_repeated_rows_and_chunks_do_not_matter():
   x = np.asarray(mfa.sample(jax.random.key(17), truth, 400)[0])
   counts = np.random.default_rng(18).integers(0, 4, len(x))
   start = random_mfa(19, K, D, L)
-  kw = dict(max_iter=MAX_ITER, tol=1e-9, init_params=start)
+  kw = {"max_iter": MAX_ITER, "tol": 1e-9, "init_params": start}
   weighted = mfa.fit(jax.random.key(0), x, K, L, weights=counts.astype(float), **kw)
   repeated = mfa.fit(jax.random.key(0), np.repeat(x, counts, axis=0), K, L, **kw)
   chunked = mfa.fit(jax.random.key(0), x, K, L, weights=counts.astype(float), chunk_size=64, **kw)
@@ -221,3 +222,37 @@ def test_one_component_factor_analysis_reaches_sklearn():
   r = mfa.fit(jax.random.key(0), x, 1, l, max_iter=3000, tol=1e-12, reg_covar=0.0)
   np.testing.assert_allclose(np.mean(mfa.log_prob(r.params, x)), fa.score(x), rtol=1e-4)
   np.testing.assert_allclose(r.params.covariances[0], fa.get_covariance(), atol=2e-3 * np.max(np.abs(fa.get_covariance())))
+
+
+def test_log_prob_gradient_equals_full_gmm_gradient():
+  p = random_mfa(24, K, D, L)
+  x = np.asarray(mfa.sample(jax.random.key(25), p, 30)[0])
+  ours = jax.grad(lambda p: jnp.mean(mfa.log_prob(p, x)))(p)
+  ref = jax.grad(lambda p: jnp.mean(gmmjax.log_prob(gmmjax.GMMParams.from_covariances(
+      p.weights, p.means, p.covariances), x)))(p)
+  for a, b in zip(jax.tree.leaves(ours), jax.tree.leaves(ref)):
+    np.testing.assert_allclose(a, b, rtol=1e-8, atol=1e-12)
+
+
+@pytest.mark.slow  # a few hundred Adam steps: about 10 s
+def test_adam_on_mini_batches_through_train_approaches_em():
+  from gmmjax import train
+
+  truth = random_mfa(26, K, D, L)
+  x = np.asarray(mfa.sample(jax.random.key(27), truth, 2000)[0])
+  em = mfa.fit(jax.random.key(28), x, K, L, max_iter=MAX_ITER, tol=1e-8)
+  # From the start EM takes (k-means and per-cluster PCA, one EM step).
+  start = mfa.to_unconstrained(mfa.fit(jax.random.key(28), x, K, L, max_iter=1).params)
+  initial = float(np.mean(mfa.log_prob(mfa.from_unconstrained(start), x)))
+  loss = lambda u, batch, key: (-jnp.mean(mfa.log_prob(mfa.from_unconstrained(u), batch)), {})
+  step = train.make_train_step(loss)
+  state = train.TrainState.create(params=start, tx=train.make_optimizer(learning_rate=0.01))
+  for i in range(600):
+    state, _ = step(state, jnp.asarray(train_batch(x, i)), jax.random.key(i))
+  trained = float(np.mean(mfa.log_prob(mfa.from_unconstrained(state.params), x)))
+  assert trained > initial + 0.5 * (float(em.log_likelihood) - initial), (initial, trained, em.log_likelihood)
+  assert trained > float(em.log_likelihood) - 0.01 * abs(float(em.log_likelihood)), (trained, em.log_likelihood)
+
+
+def train_batch(x, step, size=200):
+  return gmmjax.data.get_batch((x,), step, size, seed=0)[0]

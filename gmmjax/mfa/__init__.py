@@ -8,6 +8,10 @@ per pass, no `[d, d]` matrix:
   gmmjax.mfa.log_prob(result.params, x)           # [n] per-image log-likelihoods
   x_new, comp = gmmjax.mfa.sample(key, result.params, 64)
   filled, resp, _ = gmmjax.mfa.inpaint(result.params, x, observed)
+
+`log_prob` is differentiable: with `to_unconstrained` / `from_unconstrained`,
+`-mean(log_prob)` of mini-batches trains the mixture by Adam through
+`gmmjax.train`, as Richardson and Weiss trained theirs.
 """
 
 from ._fit import MFAOptions as MFAOptions
@@ -19,12 +23,14 @@ from ._fit import suff_stats as suff_stats
 from ._model import MFAParams as MFAParams
 from ._model import component_log_prob as component_log_prob
 from ._model import e_step as e_step
+from ._model import from_unconstrained as from_unconstrained
 from ._model import inpaint as inpaint
 from ._model import log_prob as log_prob
 from ._model import posterior as posterior
 from ._model import predict as predict
 from ._model import sample as sample
 from ._model import to_gmm as to_gmm
+from ._model import to_unconstrained as to_unconstrained
 
 __all__ = [
     "MFAOptions",
@@ -33,6 +39,7 @@ __all__ = [
     "component_log_prob",
     "e_step",
     "fit",
+    "from_unconstrained",
     "inpaint",
     "log_prob",
     "merge",
@@ -42,4 +49,5 @@ __all__ = [
     "sample",
     "suff_stats",
     "to_gmm",
+    "to_unconstrained",
 ]

@@ -117,6 +117,24 @@ def to_gmm(params: MFAParams) -> GMMParams:
   return GMMParams.from_covariances(params.weights, params.means, params.covariances, "full")
 
 
+def to_unconstrained(params: MFAParams) -> dict:
+  """Unconstrained arrays for gradient training (Adam on mini-batches):
+  `{"logits" [k], "means" [k, d], "factors" [k, d, l], "log_noise"}`, the
+  last `[k, d]` (`[k, 1]` when isotropic). `from_unconstrained` inverts it."""
+  log_noise = jnp.log(params.noise_variances)
+  return {"logits": jnp.log(params.weights), "means": params.means, "factors": params.factors,
+          "log_noise": log_noise[:, :1] if params.isotropic else log_noise}
+
+
+def from_unconstrained(u: dict, isotropic: bool = False) -> MFAParams:
+  """`MFAParams` from `to_unconstrained`'s arrays: weights `softmax(logits)`,
+  noise variances `exp(log_noise)`; differentiable, so `-mean(log_prob)` of
+  a mini-batch is a loss for `optax` / `gmmjax.train`."""
+  means = u["means"]
+  noise = jnp.broadcast_to(jnp.exp(u["log_noise"]), means.shape)
+  return MFAParams(jax.nn.softmax(u["logits"]), means, u["factors"], noise, isotropic)
+
+
 def to_frame(params: MFAParams, frame: Frame) -> MFAParams:
   s = frame.scale
   return MFAParams(params.weights, (params.means - frame.shift[None, :]) / s, params.factors / s,
