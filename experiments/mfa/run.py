@@ -96,7 +96,6 @@ def sample_grid(params, path, per_component=10, max_components=20):
       axes[j, i].imshow(np.clip(np.asarray(im).reshape(SIDE, SIDE), 0, 1), cmap="gray", vmin=0, vmax=1)
       axes[j, i].axis("off")
   axes[0, 0].set_title("mean", fontsize=7)
-  fig.suptitle("MFA: component mean, then samples (one row per component)", fontsize=9)
   fig.savefig(path, dpi=80, bbox_inches="tight")
   plt.close(fig)
 
