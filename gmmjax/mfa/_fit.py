@@ -67,6 +67,7 @@ def merge(a: MFAStats, b: MFAStats) -> MFAStats:
 
 
 def psum(stats: MFAStats, axis_name) -> MFAStats:
+  """The statistics of all devices along `axis_name` (inside `shard_map`)."""
   return jax.tree.map(lambda v: jax.lax.psum(v, axis_name), stats)
 
 
@@ -123,6 +124,7 @@ def m_step_checked(stats: MFAStats, params: MFAParams, reg) -> tuple[MFAParams, 
   chol = cho_factor(s_zz, lower=True)
   w_aug = jnp.swapaxes(jax.vmap(lambda c, b: cho_solve((c, True), b))(chol[0], jnp.swapaxes(s_xz, -1, -2)),
                        -1, -2)
+  # psi = diag(S - W~ S_xz^T) / N: the variance the factors leave unexplained.
   resid = jnp.maximum(stats.second - jnp.sum(w_aug * s_xz, axis=-1), 0) / nk[:, None]
   if params.isotropic:
     resid = jnp.broadcast_to(jnp.mean(resid, axis=-1, keepdims=True), resid.shape)
