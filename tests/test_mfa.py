@@ -142,7 +142,7 @@ K, D, L, MAX_ITER = 2, 6, 2, 400
 def test_em_never_lowers_the_likelihood(seed, spread):
   truth = random_mfa(seed % 1000, K, D, L, spread=spread)
   x = np.asarray(mfa.sample(jax.random.key(seed), truth, 300)[0])
-  r = mfa.fit(jax.random.key(seed), x, K, L, max_iter=MAX_ITER, tol=0.0 if seed % 2 else 1e-6)
+  r = mfa.fit(jax.random.key(seed), x, K, L, max_iter=MAX_ITER, tol=1e-9 if seed % 2 else 1e-6)
   trace = np.asarray(r.log_likelihood_trace)[: int(r.n_iter)]
   assert np.all(np.isfinite(trace))
   assert np.all(np.diff(trace) >= -1e-10 * np.abs(trace[1:])), np.diff(trace).min()
@@ -224,6 +224,7 @@ def test_one_component_factor_analysis_reaches_sklearn():
   np.testing.assert_allclose(r.params.covariances[0], fa.get_covariance(), atol=2e-3 * np.max(np.abs(fa.get_covariance())))
 
 
+@pytest.mark.slow  # compiles the gradients of both densities: about 5 s
 def test_log_prob_gradient_equals_full_gmm_gradient():
   p = random_mfa(24, K, D, L)
   x = np.asarray(mfa.sample(jax.random.key(25), p, 30)[0])
