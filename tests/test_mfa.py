@@ -257,3 +257,16 @@ def test_adam_on_mini_batches_through_train_approaches_em():
 
 def train_batch(x, step, size=200):
   return gmmjax.data.get_batch((x,), step, size, seed=0)[0]
+
+
+@pytest.mark.slow  # the streamed programs: about 5 s
+def test_stream_equals_fit():
+  truth = random_mfa(30, K, D, L)
+  x = np.asarray(mfa.sample(jax.random.key(31), truth, 900)[0])
+  start = random_mfa(32, K, D, L)
+  kw = {"max_iter": 50, "tol": 1e-9, "init_params": start}
+  streamed = mfa.fit_stream(jax.random.key(0), np.split(x, [400, 700]), K, L, progress=False, **kw)
+  whole = mfa.fit(jax.random.key(0), x, K, L, **kw)
+  assert int(streamed.n_iter) == int(whole.n_iter)
+  for a, b in zip(jax.tree.leaves(streamed.params), jax.tree.leaves(whole.params)):
+    np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-11)

@@ -17,6 +17,7 @@ per pass, no `[d, d]` matrix:
 from ._fit import MFAOptions as MFAOptions
 from ._fit import MFAStats as MFAStats
 from ._fit import fit as fit
+from ._fit import fit_stream as fit_stream
 from ._fit import merge as merge
 from ._fit import params_from_stats as params_from_stats
 from ._fit import suff_stats as suff_stats
@@ -39,6 +40,7 @@ __all__ = [
     "component_log_prob",
     "e_step",
     "fit",
+    "fit_stream",
     "from_unconstrained",
     "inpaint",
     "log_prob",

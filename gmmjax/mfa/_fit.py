@@ -25,7 +25,7 @@ import jax.numpy as jnp
 from jax.scipy.linalg import cho_factor, cho_solve
 from jax.typing import ArrayLike
 
-from .. import _checks, _em, _init, _linalg, _sharded
+from .. import _checks, _em, _init, _linalg, _sharded, _stream
 from .._frame import Frame
 from .._options import EMOptions, positive_int
 from .._stats import safe_div, weighted_resp
@@ -284,21 +284,8 @@ def fit(
   """
   options = MFAOptions(n_components, n_factors, bool(isotropic), max_iter, init, n_power_iter, chunk_size)
   x = _checks.data(x)
-  n, d = x.shape
-  _checks.n_components(n_components, n)
-  if n_factors >= d:
-    raise ValueError(f"n_factors must be below the number of features {d}, got {n_factors}")
-  _checks.positive(tol, "tol", allow_zero=True)
-  _checks.positive(reg_covar, "reg_covar", allow_zero=True)
+  init_params = _check_fit_args(options, x, tol, reg_covar, init_params)
   w = None if weights is None else _checks.as_weights(weights, x)
-  if init_params is not None:
-    _model.check_params(init_params, d)
-    if init_params.factors.shape[:1] + init_params.factors.shape[2:] != (n_components, n_factors):
-      raise ValueError(f"init_params have {init_params.n_components} components and {init_params.n_factors} "
-                       f"factors, but the fit asked for {n_components} and {n_factors}")
-    if init_params.isotropic != options.isotropic:
-      raise ValueError(f"init_params.isotropic is {init_params.isotropic}, the fit asked for {options.isotropic}")
-    init_params = jax.tree.map(lambda a: jnp.asarray(a, x.dtype), init_params)
   rows = _sharded.row_sharding(x)
   if rows is None:
     backend = _em.Local()
@@ -313,6 +300,83 @@ def fit(
                 options=options)
   _em.check_failed(result.failed)
   return result
+
+
+def _check_fit_args(options: MFAOptions, x, tol, reg_covar, init_params) -> MFAParams | None:
+  """Checks a fit's arguments against the data `x [n, d]` (or a first batch);
+  returns `init_params` in the data's dtype."""
+  n, d = x.shape
+  if init_params is None:
+    _checks.n_components(options.n_components, n)
+  if options.n_factors >= d:
+    raise ValueError(f"n_factors must be below the number of features {d}, got {options.n_factors}")
+  _checks.positive(tol, "tol", allow_zero=True)
+  _checks.positive(reg_covar, "reg_covar", allow_zero=True)
+  if init_params is None:
+    return None
+  _model.check_params(init_params, d)
+  if (init_params.n_components, init_params.n_factors) != (options.n_components, options.n_factors):
+    raise ValueError(f"init_params have {init_params.n_components} components and {init_params.n_factors} "
+                     f"factors, but the fit asked for {options.n_components} and {options.n_factors}")
+  if init_params.isotropic != options.isotropic:
+    raise ValueError(f"init_params.isotropic is {init_params.isotropic}, the fit asked for {options.isotropic}")
+  return jax.tree.map(lambda a: jnp.asarray(a, x.dtype), init_params)
+
+
+@functools.partial(jax.jit, static_argnames=("backend", "options"))
+def _stream_start(key, x, w, init_params, reg_covar, *, backend, options):
+  frame, reg = _em.working_frame(backend, x, w, reg_covar)
+  if init_params is None:
+    params, ok = initial_params(key, x, w, reg, frame, backend=backend, options=options)
+  else:
+    params, ok = _model.to_frame(init_params, frame), jnp.asarray(True)
+  return frame, reg, params, ok
+
+
+@functools.partial(jax.jit, static_argnames=("backend", "chunk_size"))
+def _batch_stats(params, x, w, frame, *, backend, chunk_size):
+  return em_stats(backend, params, x, w, frame, chunk_size)
+
+
+_stream_hooks = _stream.Hooks(None, _batch_stats, jax.jit(merge), jax.jit(m_step_checked), _model.from_frame)
+
+
+def fit_stream(
+    key,
+    batches,
+    n_components: int,
+    n_factors: int,
+    *,
+    isotropic: bool = False,
+    max_iter: int = 100,
+    tol: float = 1e-3,
+    reg_covar: float = 1e-6,
+    init: str = "kmeans",
+    n_power_iter: int = 6,
+    init_params: MFAParams | None = None,
+    chunk_size: int | None = None,
+    mesh: jax.sharding.Mesh | None = None,
+    axis: str | tuple[str, ...] = "data",
+    progress: bool = True,
+) -> FitResult:
+  """EM over a stream of batches, one pass per iteration: `gmmjax.fit_stream`'s
+  host loop with this model's statistics. Equals `fit` on the concatenated
+  batches from the same start.
+
+  Args:
+    batches: as in `gmmjax.fit_stream` (a re-iterable or a callable returning a
+      fresh iterator of `[b, d]` arrays or `(x, weights)` pairs).
+    mesh, axis, progress: as in `gmmjax.fit_stream`.
+    The others as in `fit`; `init` applies to the first batch only.
+
+  Returns:
+    `FitResult` with `MFAParams`.
+  """
+  options = MFAOptions(n_components, n_factors, bool(isotropic), max_iter, init, n_power_iter, chunk_size)
+  stream = _stream.open_stream(batches, mesh, axis)
+  init_params = _check_fit_args(options, stream.first_x, tol, reg_covar, init_params)
+  hooks = _stream_hooks._replace(start=functools.partial(_stream_start, options=options))
+  return _stream.host_loop(hooks, stream, key, init_params, reg_covar, tol, max_iter, chunk_size, progress)
 
 
 @functools.partial(jax.jit, static_argnames=("backend", "chunk_size"))
