@@ -5,6 +5,8 @@ the device and merges them (Chan's centred update), then takes the M-step from
 the merged statistics. The result is the EM iterate of the concatenated data,
 whatever the batch sizes. The host loop runs once per pass: batches come from
 the host (a memmap, a TFDS iterator), so the pass cannot be one compiled loop.
+`host_loop` is that loop for any model that provides its `Hooks` (the GMM
+here, `gmmjax.mfa.fit_stream` the mixture of factor analysers).
 """
 
 from __future__ import annotations
