@@ -1,18 +1,20 @@
 """EM for mixtures of factor analysers, on the core's backends and loop.
 
 One pass gathers, per component, statistics about the component's current
-mean `c_k` (never a `[d, d]` matrix): with x~ = x - c_k and E[z | x, k],
+parameters (never a `[d, d]` matrix): with z* = E[z | x, k], z~ = [z*, 1] and
+e = x - mu_k - W_k z* the residual under the current parameters,
 
   counts    N_k = sum r                     [k]
-  first     sum r x~                        [k, d]
-  second    sum r x~^2 (elementwise)        [k, d]
-  cross     sum r x~ E[z]^T                 [k, d, l]
-  z_sum     sum r E[z]                      [k, l]
+  z_sum     sum r z*                        [k, l]
   zz        sum r E[z z^T]                  [k, l, l]
+  resid2    sum r e^2 (elementwise)         [k, d]
+  cross     sum r e z~^T                    [k, d, l + 1]
 
-All are sums about centres fixed for the pass, so chunks, batches and devices
-merge by addition. The M-step is Ghahramani and Hinton's closed form in the
-augmented loadings [W, mu - c] (Tipping and Bishop's for isotropic noise).
+All are sums under parameters fixed for the pass, so chunks, batches and
+devices merge by addition. The M-step is Ghahramani and Hinton's closed form
+in the augmented loadings [W, mu - mu_old] (Tipping and Bishop's for
+isotropic noise), written on the residuals so that the new noise variances
+are sums of positive terms (see `m_step_checked`).
 """
 
 from __future__ import annotations
@@ -38,21 +40,20 @@ INITS = ("kmeans", "kmeans++")
 
 @dataclasses.dataclass(frozen=True)
 class MFAStats:
-  """Sufficient statistics of one EM pass (see the module docstring), about
-  the `centers [k, d]` the pass used.
+  """Sufficient statistics of one EM pass (see the module docstring), under
+  the parameters the pass used.
 
   Attributes:
-    counts: `[k]`; first: `[k, d]`; second: `[k, d]`; cross: `[k, d, l]`;
-    z_sum: `[k, l]`; zz: `[k, l, l]`; log_likelihood: `[]` weighted sum of log
-    p(x_i); total_weight: `[]` sum of sample weights.
+    counts: `[k]`; z_sum: `[k, l]`; zz: `[k, l, l]`; resid2: `[k, d]`;
+    cross: `[k, d, l + 1]`; log_likelihood: `[]` weighted sum of log p(x_i);
+    total_weight: `[]` sum of sample weights.
   """
 
   counts: jax.Array
-  first: jax.Array
-  second: jax.Array
-  cross: jax.Array
   z_sum: jax.Array
   zz: jax.Array
+  resid2: jax.Array
+  cross: jax.Array
   log_likelihood: jax.Array
   total_weight: jax.Array
 
@@ -72,31 +73,24 @@ def psum(stats: MFAStats, axis_name) -> MFAStats:
 
 
 def _chunk_fn_of(params: MFAParams):
-  """The chunk function of a pass in working coordinates, about the means."""
-  origin = jnp.zeros_like(params.means[0])
-  fac = _model.factorise(params, origin)
+  """The chunk function of a pass in working coordinates."""
+  fac = _model.factorise(params)
 
   def fn(start, xs, wc):
-    lp, a = _model.chunk_terms(fac, params.means, xs)
+    lp, ez = _model.chunk_terms(fac, params, params.means, xs)
     ll = jax.nn.logsumexp(lp, axis=-1)
     r, ll_sum, total = weighted_resp(jnp.exp(lp - ll[:, None]), ll, wc, xs.shape[0])
-    ez = _model.latent_means(fac, a)
     rez = r[:, :, None] * ez
-    c, k, l = ez.shape
     counts = jnp.sum(r, axis=0)
-    z_sum = jnp.sum(rez, axis=0)
-    # sum r (x - c) E[z]^T as one GEMM with the rows as shared operand.
-    cross = jnp.transpose(_linalg.mm(xs.T, rez.reshape(c, k * l)).reshape(-1, k, l), (1, 0, 2))
-    cross = cross - params.means[:, :, None] * z_sum[:, None, :]
     zz = jnp.einsum("ckl,ckm->klm", rez, ez, precision=_linalg.PRECISION) + counts[:, None, None] * fac.m_inv
-    # Moments about each centre, one component at a time (see `chunk_terms`).
-    def moments(args):
-      center, rk = args
-      y = xs - center[None, :]
-      return _linalg.mm(rk, y), _linalg.mm(rk, y * y)
 
-    first, second = jax.lax.map(moments, (params.means, r.T))
-    return MFAStats(counts, first, second, cross, z_sum, zz, ll_sum, total)
+    # The residuals again, one component at a time (see `chunk_terms`), now weighed.
+    def moments(quad, z, e, rk):
+      rz = jnp.concatenate([rk[:, None] * z, rk[:, None]], axis=1)  # r [z*, 1]
+      return _linalg.mm(rk, e * e), _linalg.mm(e.T, rz)
+
+    resid2, cross = _model.residuals(fac, params, params.means, xs, moments, r.T)
+    return MFAStats(counts, jnp.sum(rez, axis=0), zz, resid2, cross, ll_sum, total)
 
   return fn
 
@@ -108,24 +102,44 @@ def em_stats(backend, params: MFAParams, x, w, frame: Frame, chunk_size) -> MFAS
 
 
 def m_step_checked(stats: MFAStats, params: MFAParams, reg) -> tuple[MFAParams, jax.Array]:
-  """Closed-form M-step from statistics about `params.means`, and `[]` whether
-  it is well defined (finite, positive noise)."""
+  """Closed-form M-step from statistics gathered under `params`, and `[]`
+  whether it is well defined (finite, positive noise).
+
+  With y = x - mu_old = e + W~_o z~ (W~_o = [W_old, 0]), S = sum r E[z~ z~^T] =
+  P + C (P = sum r z~ z~^T, C = N blockdiag(M^-1, 0)) and S_ez = sum r e z~^T,
+  the new loadings are W~ = S_yz S^-1 with S_yz = S_ez + W~_o P, and
+
+    N psi = diag(S_yy - W~ S_yz^T)
+          = sum r e^2 + 2 diag(W~_o C S^-1 S_ez^T) - diag(S_ez S^-1 S_ez^T) + diag(W~_o P S^-1 C W~_o^T),
+
+  using P - P S^-1 P = P S^-1 C: no term is of the size of the data's
+  variance, so psi keeps its digits where it is far below it (S_yy -
+  W~ S_yz^T would cancel them)."""
   dtype = stats.counts.dtype
-  l = stats.cross.shape[-1]
+  k, d, l1 = stats.cross.shape
+  l = l1 - 1
   tiny = 10 * jnp.finfo(dtype).eps
   nk = stats.counts + tiny
-  # Augmented factors [W, mu - c] = S_xz S_zz^-1, z~ = [z, 1].
-  s_xz = jnp.concatenate([stats.cross, stats.first[:, :, None]], axis=-1)
+  m_inv = _model.factorise(params, with_weights=False).m_inv
+  cov = jnp.zeros((k, l1, l1), dtype).at[:, :l, :l].set(stats.counts[:, None, None] * m_inv)  # C
   s_zz = jnp.concatenate([
       jnp.concatenate([stats.zz, stats.z_sum[:, :, None]], axis=-1),
       jnp.concatenate([stats.z_sum, stats.counts[:, None]], axis=-1)[:, None, :],
   ], axis=-2)
-  s_zz = 0.5 * (s_zz + jnp.swapaxes(s_zz, -1, -2)) + tiny * jnp.eye(l + 1, dtype=dtype)[None]
-  chol = cho_factor(s_zz, lower=True)
-  w_aug = jnp.swapaxes(jax.vmap(lambda c, b: cho_solve((c, True), b))(chol[0], jnp.swapaxes(s_xz, -1, -2)),
-                       -1, -2)
-  # psi = diag(S - W~ S_xz^T) / N: the variance the factors leave unexplained.
-  resid = jnp.maximum(stats.second - jnp.sum(w_aug * s_xz, axis=-1), 0) / nk[:, None]
+  s_zz = 0.5 * (s_zz + jnp.swapaxes(s_zz, -1, -2)) + tiny * jnp.eye(l1, dtype=dtype)[None]
+  point = s_zz - cov  # P
+  chol = cho_factor(s_zz, lower=True)[0]
+  solve = jax.vmap(lambda c, b: cho_solve((c, True), b))  # S^-1 b
+  w_old = jnp.concatenate([params.factors, jnp.zeros((k, d, 1), dtype)], axis=-1)
+  mm = functools.partial(jnp.matmul, precision=_linalg.PRECISION)
+  s_yz = stats.cross + mm(w_old, point)
+  w_aug = jnp.swapaxes(solve(chol, jnp.swapaxes(s_yz, -1, -2)), -1, -2)  # S_yz S^-1 (S symmetric)
+  g_ez = jnp.swapaxes(solve(chol, jnp.swapaxes(stats.cross, -1, -2)), -1, -2)  # S_ez S^-1
+  g_c = solve(chol, cov)  # S^-1 C
+  rowdot = lambda u, v: jnp.sum(u * v, axis=-1)
+  resid = (stats.resid2 + 2 * rowdot(mm(w_old, jnp.swapaxes(g_c, -1, -2)), stats.cross)
+           - rowdot(g_ez, stats.cross) + rowdot(mm(mm(w_old, point), g_c), w_old))
+  resid = jnp.maximum(resid, 0) / nk[:, None]
   if params.isotropic:
     resid = jnp.broadcast_to(jnp.mean(resid, axis=-1, keepdims=True), resid.shape)
   psi = resid + reg

@@ -12,6 +12,7 @@ so a pass costs O(n k d l) and no `[d, d]` matrix is ever formed.
 """
 
 import dataclasses
+import functools
 import math
 from typing import NamedTuple
 
@@ -152,65 +153,75 @@ class Factorised(NamedTuple):
 
   Attributes:
     inv_psi: `[k, d]` 1 / psi.
-    proj: `[d, k*l]` the maps `A_k = Psi_k^-1 W_k L_k^-T` side by side, `L_k`
-      the Cholesky factor of `M_k`: `|A_k^T v|^2` is the Woodbury correction.
-    offsets: `[k, l]` `A_k^T mu_k` (means relative to the pass's origin).
-    chol_inv_t: `[k, l, l]` `L_k^-T`, so `E[z | x, k] = L_k^-T A_k^T (x - mu_k)`.
-    m_inv: `[k, l, l]` `M_k^-1`, the posterior covariance of the factors.
-    const: `[k]` log pi_k - (d log 2 pi + log |Sigma_k|) / 2 (without log pi_k
-      when unweighted).
+    proj: `[k, d, l]` Psi^-1 W M^-1, so that E[z | x, k] = proj^T (x - mu).
+    m_inv: `[k, l, l]` M^-1 = (I + W^T Psi^-1 W)^-1, the posterior covariance
+      of the factors.
+    const: `[k]` log pi_k - (d log 2 pi + log |Sigma_k|) / 2, with log |Sigma|
+      = log |M| + sum log psi (without log pi_k when unweighted).
   """
 
   inv_psi: jax.Array
   proj: jax.Array
-  offsets: jax.Array
-  chol_inv_t: jax.Array
   m_inv: jax.Array
   const: jax.Array
 
 
-def factorise(params: MFAParams, origin: jax.Array, with_weights: bool = True) -> Factorised:
-  """The Woodbury quantities of `params`, means taken relative to `origin [d]`."""
+def factorise(params: MFAParams, with_weights: bool = True) -> Factorised:
+  """The Woodbury quantities of `params`, from the QR factorisation of
+  `B = [Psi^-1/2 W; I]` (`[d + l, l]`, `B^T B = M`): R has the square root of
+  M's condition number, so E[z | x] = R^-1 Q_1^T Psi^-1/2 (x - mu) keeps its
+  digits where M, with pixels of tiny noise, is ill-conditioned."""
   w, psi = params.factors, params.noise_variances
   k, d, l = w.shape
-  inv_psi = 1 / psi
-  wp = w * inv_psi[:, :, None]
-  m = jnp.eye(l, dtype=w.dtype)[None] + jnp.einsum("kdl,kdm->klm", w, wp, precision=_linalg.PRECISION)
-  chol = jnp.linalg.cholesky(0.5 * (m + jnp.swapaxes(m, -1, -2)))
   eye = jnp.broadcast_to(jnp.eye(l, dtype=w.dtype), (k, l, l))
-  chol_inv = solve_triangular(chol, eye, lower=True)  # L^-1
-  proj = jnp.einsum("kdl,kml->kdm", wp, chol_inv, precision=_linalg.PRECISION)  # Psi^-1 W L^-T
-  means = params.means - origin[None, :]
-  offsets = jnp.einsum("kd,kdl->kl", means, proj, precision=_linalg.PRECISION)
-  log_det = jnp.sum(jnp.log(psi), axis=-1) + 2 * jnp.sum(jnp.log(jnp.diagonal(chol, axis1=-2, axis2=-1)), -1)
+  sqrt_inv = jax.lax.rsqrt(psi)
+  q, r = jnp.linalg.qr(jnp.concatenate([w * sqrt_inv[:, :, None], eye], axis=1))
+  proj = jnp.swapaxes(solve_triangular(r, jnp.swapaxes(q[:, :d] * sqrt_inv[:, :, None], -1, -2), lower=False),
+                      -1, -2)
+  r_inv = solve_triangular(r, eye, lower=False)
+  m_inv = jnp.matmul(r_inv, jnp.swapaxes(r_inv, -1, -2), precision=_linalg.PRECISION)
+  log_det = jnp.sum(jnp.log(psi), axis=-1) + 2 * jnp.sum(jnp.log(jnp.abs(jnp.diagonal(r, axis1=-2, axis2=-1))), -1)
   const = -0.5 * (d * math.log(2 * math.pi) + log_det)
   if with_weights:
     const = const + _log_weights(params.weights)
-  chol_inv_t = jnp.swapaxes(chol_inv, -1, -2)
-  m_inv = jnp.matmul(chol_inv_t, chol_inv, precision=_linalg.PRECISION)
-  stacked = jnp.transpose(proj, (1, 0, 2)).reshape(d, k * l)
-  return Factorised(inv_psi, stacked, offsets, chol_inv_t, m_inv, const)
+  return Factorised(1 / psi, proj, m_inv, const)
 
 
-def chunk_terms(fac: Factorised, means: jax.Array, xs: jax.Array):
-  """For rows `xs [c, d]` (coordinates of the factorisation's origin, `means`
-  `[k, d]` likewise): `(log pi_k p(x | k) [c, k], A_k^T (x - mu_k) [c, k, l])`.
-
-  The diagonal part of the quadratic form is taken on the differences x -
-  mu_k, so it keeps its digits in float32 however far a tight component is
-  from the origin; one component at a time (a `[c, d]` difference and a
-  matrix-vector product), which on CPU is several times faster than the
-  `[c, k, d]` broadcast. The low-rank part is one GEMM of the rows against
-  all k maps."""
-  k, l = fac.offsets.shape
-  diag_quad = jax.lax.map(lambda a: _linalg.mm(jnp.square(xs - a[0][None, :]), a[1]), (means, fac.inv_psi)).T
-  a = _linalg.mm(xs, fac.proj).reshape(xs.shape[0], k, l) - fac.offsets[None]
-  return fac.const[None, :] - 0.5 * (diag_quad - jnp.sum(a * a, axis=-1)), a
+def _component_terms(xs, mean, factors, proj, inv_psi):
+  """`(quad [c], z* [c, l], e [c, d])` of one component for rows `xs [c, d]`."""
+  mm = functools.partial(jnp.matmul, precision=_linalg.PRECISION)
+  y = xs - mean[None, :]
+  z = mm(y, proj)
+  e = y - mm(z, factors.T)
+  return mm(e * e, inv_psi) + jnp.sum(z * z, axis=-1), z, e
 
 
-def latent_means(fac: Factorised, a: jax.Array) -> jax.Array:
-  """`[c, k, l]` E[z | x, k] = M_k^-1 W_k^T Psi_k^-1 (x - mu_k) from `a`."""
-  return jnp.einsum("kml,ckl->ckm", fac.chol_inv_t, a, precision=_linalg.PRECISION)
+def residuals(fac: Factorised, params: MFAParams, means, xs, fn, *per_component):
+  """`fn(quad [c], z* [c, l], e [c, d], *extra)` of each component for rows
+  `xs [c, d]`, stacked over the components (`lax.map`); `per_component` are
+  `[k, ...]` arrays whose slices are the `extra` arguments."""
+  return jax.lax.map(lambda t: fn(*_component_terms(xs, *t[:4]), *t[4:]),
+                     (means, params.factors, fac.proj, fac.inv_psi, *per_component))
+
+
+def chunk_terms(fac: Factorised, params: MFAParams, means: jax.Array, xs: jax.Array):
+  """For rows `xs [c, d]` (`means [k, d]` in the same coordinates):
+  `(log pi_k p(x | k) [c, k], E[z | x, k] [c, k, l])`.
+
+  The quadratic form is taken as the minimum it is,
+  (x - mu)^T Sigma^-1 (x - mu) = min_z |Psi^-1/2 (x - mu - W z)|^2 + |z|^2,
+  attained at z* = M^-1 W^T Psi^-1 (x - mu) = E[z | x] (from the QR of
+  `factorise`; an error in z* changes the minimum only to second order): two
+  positive terms,
+  where the Woodbury form |Psi^-1/2 (x - mu)|^2 - |L^-1 W^T Psi^-1 (x - mu)|^2
+  cancels to a few digits in float32 when the noise is small against the
+  factors' variance (image pixels). Everything is taken on the differences
+  x - mu_k, one component at a time (a `[c, d]` difference and thin GEMMs),
+  so a tight component far from the origin keeps its digits; on CPU that is
+  also several times faster than a `[c, k, d]` broadcast.
+  """
+  quad, ez = residuals(fac, params, means, xs, lambda q, z, e: (q, z))
+  return fac.const[None, :] - 0.5 * quad.T, jnp.swapaxes(ez, 0, 1)
 
 
 def model_mean(params: MFAParams) -> jax.Array:
@@ -218,10 +229,10 @@ def model_mean(params: MFAParams) -> jax.Array:
 
 
 def _component_log_prob(params: MFAParams, x: jax.Array, with_weights: bool = True) -> jax.Array:
-  origin = jax.lax.stop_gradient(model_mean(params))
-  fac = factorise(params, origin, with_weights)
+  # No shift of origin: every term is taken on the differences x - mu_k.
+  fac = factorise(params, with_weights)
   width = params.n_components * params.n_features
-  fn = lambda rows: chunk_terms(fac, params.means - origin[None, :], rows[0] - origin[None, :])[0]
+  fn = lambda rows: chunk_terms(fac, params, params.means, rows[0])[0]
   return _chunking.chunked_map(fn, (x,), _chunking.default_chunk_size(x.shape[0], width))
 
 
@@ -250,12 +261,11 @@ def _predict(params, x, w):
 
 @jax.jit
 def _posterior(params, x, w):
-  origin = jax.lax.stop_gradient(model_mean(params))
-  fac = factorise(params, origin)
+  fac = factorise(params)
 
   def fn(rows):
-    lp, a = chunk_terms(fac, params.means - origin[None, :], rows[0] - origin[None, :])
-    return jnp.concatenate([jax.nn.log_softmax(lp, axis=-1)[:, :, None], latent_means(fac, a)], axis=-1)
+    lp, ez = chunk_terms(fac, params, params.means, rows[0])
+    return jnp.concatenate([jax.nn.log_softmax(lp, axis=-1)[:, :, None], ez], axis=-1)
 
   width = params.n_components * params.n_features
   out = _chunking.chunked_map(fn, (x,), _chunking.default_chunk_size(x.shape[0], width))
