@@ -1,5 +1,6 @@
 """gmmjax: Gaussian mixture models in JAX, and the deep generative models built on them."""
 
+from . import mfa as mfa
 from ._em import em_step as em_step
 from ._em import fit as fit
 from ._em import fit_masked as fit_masked

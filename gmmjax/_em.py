@@ -41,12 +41,18 @@ def mask_components(params: GMMParams, active: jax.Array | None) -> GMMParams:
 class Local:
   """Statistics backend for rows in one device's memory, in row chunks."""
 
+  def reduce_stats(self, chunk_fn_of, args, x, w, *, frame, chunk_size, merge, psum=None, width=1):
+    """Statistics of every row, of any pytree type: `chunk_fn_of(*args)`
+    returns `fn(start, xs, ws) -> stats` of a chunk in working coordinates,
+    and `merge` combines two (`psum(stats, axis_name)` combines devices in
+    `Sharded`; unused here). `width` sizes the default chunk."""
+    return _stats.reduce_rows(chunk_fn_of(*args), merge, x, w, shift=frame.shift, scale=frame.scale,
+                              chunk_size=chunk_size, width=width)
+
   def reduce(self, resp_fn_of, args, x, w, centers, *, covariance_type, frame, chunk_size) -> _stats.SuffStats:
     """`SuffStats` of every row, responsibilities from `resp_fn_of(*args)`."""
-    return _stats.accumulate(
-        resp_fn_of(*args), x, w, centers,
-        covariance_type=covariance_type, shift=frame.shift, scale=frame.scale, chunk_size=chunk_size,
-    )
+    return self.reduce_stats(_stats.resp_reduction(resp_fn_of, covariance_type), (args, centers), x, w,
+                             frame=frame, chunk_size=chunk_size, merge=_stats.merge, width=centers.size)
 
   def call(self, fn, *args):
     """`fn(*args)` on whole arrays (global ops: seeding, the data frame)."""
@@ -292,12 +298,12 @@ def _call_fit(args, x_shape, options: EMOptions, programs=None, **static):
   return fit(*args, options=options, **static)
 
 
-def result_from(state: EMState, frame: Frame) -> FitResult:
+def result_from(state: EMState, frame: Frame, params_from_frame=from_frame) -> FitResult:
   """The fit in the data's own coordinates (log-likelihoods with the frame's
-  Jacobian)."""
+  Jacobian); `params_from_frame(params, frame)` maps the model's parameters."""
   log_jacobian = state.params.means.shape[-1] * jnp.log(frame.scale)
   return FitResult(
-      params=from_frame(state.params, frame),
+      params=params_from_frame(state.params, frame),
       log_likelihood=state.log_likelihood - log_jacobian,
       n_iter=state.n_iter,
       converged=state.converged,

@@ -83,11 +83,12 @@ def _component_log_prob(params: GMMParams, x: jax.Array, with_weights: bool = Tr
   return component_log_prob_fn(params, shift, with_weights)(x - shift[None, :])
 
 
-def _rows(fn, params: GMMParams, x: ArrayLike, weights: ArrayLike | None = None):
-  """Checks the inputs, then `fn(params, x, w)` jitted; concrete rows are
-  padded to a size class (zero weight), so one compile serves many row counts.
-  Returns the outputs with leading dimension `n`, sliced back."""
-  _checks.params(params)
+def _rows(fn, params: GMMParams, x: ArrayLike, weights: ArrayLike | None = None, check=_checks.params):
+  """Checks the inputs (`check(params)` the parameters), then `fn(params, x,
+  w)` jitted; concrete rows are padded to a size class (zero weight), so one
+  compile serves many row counts. Returns the outputs with leading dimension
+  `n`, sliced back."""
+  check(params)
   x = _checks.as_points(x, params)
   w = None if weights is None else _checks.as_weights(weights, x)
   n = x.shape[0]

@@ -87,21 +87,25 @@ class Sharded:
   mesh: Mesh
   axis: str | tuple[str, ...]
 
-  def reduce(self, resp_fn_of, args, x, w, centers, *, covariance_type, frame, chunk_size) -> _stats.SuffStats:
-    def local(xs, ws, args, centers, frame):
-      stats = _stats.accumulate(
-          resp_fn_of(*args), xs, ws, centers,
-          covariance_type=covariance_type, shift=frame.shift, scale=frame.scale, chunk_size=chunk_size,
-      )
-      return psum_stats(stats, self.axis)
+  def reduce_stats(self, chunk_fn_of, args, x, w, *, frame, chunk_size, merge, psum, width=1):
+    """As `Local.reduce_stats` on each device's rows; `psum(stats, axis_name)`
+    combines the devices' statistics (replicated result)."""
+    def local(xs, ws, args, frame):
+      stats = _stats.reduce_rows(chunk_fn_of(*args), merge, xs, ws, shift=frame.shift, scale=frame.scale,
+                                 chunk_size=chunk_size, width=width)
+      return psum(stats, self.axis)
 
     rows = P(self.axis)
-    replicated = (P(), P(), P())
     if w is None:
       fn = lambda xs, *r: local(xs, None, *r)
-      return jax.shard_map(fn, mesh=self.mesh, in_specs=(rows,) + replicated, out_specs=P())(x, args, centers, frame)
-    return jax.shard_map(local, mesh=self.mesh, in_specs=(rows, rows) + replicated, out_specs=P())(
-        x, w, args, centers, frame)
+      return jax.shard_map(fn, mesh=self.mesh, in_specs=(rows, P(), P()), out_specs=P())(x, args, frame)
+    return jax.shard_map(local, mesh=self.mesh, in_specs=(rows, rows, P(), P()), out_specs=P())(x, w, args, frame)
+
+  def reduce(self, resp_fn_of, args, x, w, centers, *, covariance_type, frame, chunk_size) -> _stats.SuffStats:
+    """`SuffStats` of every row, responsibilities from `resp_fn_of(*args)`."""
+    return self.reduce_stats(_stats.resp_reduction(resp_fn_of, covariance_type), (args, centers), x, w,
+                             frame=frame, chunk_size=chunk_size, merge=_stats.merge, psum=psum_stats,
+                             width=centers.size)
 
   def call(self, fn, *args):
     """`fn(*args)` with the compiler choosing the partitioning (explicit mesh

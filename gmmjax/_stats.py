@@ -159,6 +159,52 @@ def merge(a: SuffStats, b: SuffStats) -> SuffStats:
 RespFn = Callable[[jax.Array, jax.Array], tuple[jax.Array, jax.Array]]
 
 
+def weighted_resp(resp, ll, wc, n_rows: int):
+  """Responsibilities and log-likelihoods of a chunk times its sample weights
+  `wc [c]` (None: ones), and `(resp [c, k], sum of ll [], total weight [])`."""
+  if wc is None:
+    return resp, jnp.sum(ll), jnp.asarray(n_rows, resp.dtype)
+  resp = jnp.where(wc[:, None] > 0, resp * wc[:, None], 0)
+  ll = jnp.where(wc > 0, ll * wc, 0)  # padding rows may sit where a density underflows
+  return resp, jnp.sum(ll), jnp.sum(wc)
+
+
+def reduce_rows(chunk_fn, merge_fn, x, weights, *, shift=None, scale=None, chunk_size: int | None = None,
+                width: int = 1):
+  """One chunked pass over `x`: `merge_fn` over `chunk_fn(start, xs, ws)` of
+  every chunk, `xs` the rows mapped to `(rows - shift) / scale` (the fit's
+  working coordinates) and `ws` their weights (or None). The statistics may
+  be any pytree with an associative `merge_fn`; the default chunk size
+  bounds `[rows, width]` intermediates."""
+  if chunk_size is None:
+    chunk_size = _chunking.default_chunk_size(x.shape[0], width)
+
+  def fn(start, rows):
+    xc, wc = rows
+    xs = xc if shift is None else xc - shift[None, :]
+    xs = xs if scale is None else xs / scale
+    return chunk_fn(start, xs, wc)
+
+  return _chunking.chunked_reduce(fn, merge_fn, (x, weights), chunk_size)
+
+
+def resp_chunk_fn(resp_fn: RespFn, centers: jax.Array, covariance_type: str):
+  """The chunk function of `SuffStats`: `chunk_stats` of the rows under
+  `resp_fn(start, xs) -> (resp [c, k], log_lik [c])`, about `centers`."""
+
+  def fn(start, xs, wc):
+    resp, ll, total = weighted_resp(*resp_fn(start, xs), wc, xs.shape[0])
+    return chunk_stats(xs, resp, centers, covariance_type, ll, total)
+
+  return fn
+
+
+def resp_reduction(resp_fn_of, covariance_type: str):
+  """A backend's `reduce_stats` chunk function of `SuffStats`, of the
+  arguments `(args, centers)`: responsibilities from `resp_fn_of(*args)`."""
+  return lambda args, centers: resp_chunk_fn(resp_fn_of(*args), centers, covariance_type)
+
+
 def accumulate(
     resp_fn: RespFn,
     x: jax.Array,
@@ -177,25 +223,8 @@ def accumulate(
   gives its responsibilities; `centers [k, d]` are in those coordinates and
   so is the result.
   """
-  n, d = x.shape
-  k = centers.shape[0]
-  if chunk_size is None:
-    chunk_size = _chunking.default_chunk_size(n, k * d)
-
-  def fn(start, rows):
-    xc, wc = rows
-    xs = xc if shift is None else xc - shift[None, :]
-    xs = xs if scale is None else xs / scale
-    resp, ll = resp_fn(start, xs)
-    if wc is None:
-      total = jnp.asarray(xc.shape[0], x.dtype)
-    else:
-      resp = jnp.where(wc[:, None] > 0, resp * wc[:, None], 0)
-      ll = jnp.where(wc > 0, ll * wc, 0)  # padding rows may sit where a density underflows
-      total = jnp.sum(wc)
-    return chunk_stats(xs, resp, centers, covariance_type, jnp.sum(ll), total)
-
-  return _chunking.chunked_reduce(fn, merge, (x, weights), chunk_size)
+  return reduce_rows(resp_chunk_fn(resp_fn, centers, covariance_type), merge, x, weights, shift=shift,
+                     scale=scale, chunk_size=chunk_size, width=centers.size)
 
 
 def shifted(stats: SuffStats, shift: jax.Array) -> SuffStats:

@@ -5,18 +5,21 @@ the device and merges them (Chan's centred update), then takes the M-step from
 the merged statistics. The result is the EM iterate of the concatenated data,
 whatever the batch sizes. The host loop runs once per pass: batches come from
 the host (a memmap, a TFDS iterator), so the pass cannot be one compiled loop.
+`host_loop` is that loop for any model that provides its `Hooks` (the GMM
+here, `gmmjax.mfa.fit_stream` the mixture of factor analysers).
 """
 
 from __future__ import annotations
 
 import functools
-from typing import Callable, Iterable, Iterator
+from typing import Callable, Iterable, Iterator, NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 from jax.typing import ArrayLike
 from . import _checks, _em, _padding, _sharded, _stats
+from ._frame import from_frame
 from ._options import EMOptions, check_fit_args
 from ._types import FitResult, GMMParams
 
@@ -90,13 +93,34 @@ _m_step = jax.jit(_stats.m_step_checked)
 _advance = jax.jit(_em.advance)
 
 
-def _one_pass(params, frame, next_pass, feed, backend, chunk_size, batch_stats=_batch_stats) -> _stats.SuffStats:
-  """Merged statistics of one pass over the batches (`batch_stats` of each, EM's by default)."""
+class Hooks(NamedTuple):
+  """What the host loop needs of a model (each a jitted function).
+
+  Attributes:
+    start: `(key, x, w, init_params, reg_covar, *, backend) -> (frame, reg, params, ok)` from the
+      first batch: the working frame, `reg_covar` in it, the starting parameters in it.
+    batch_stats: `(params, x, w, frame, *, backend, chunk_size) -> stats` of one batch.
+    merge: `(stats, stats) -> stats`.
+    m_step: `(stats, params, reg) -> (new_params, ok)`.
+    params_from_frame: `(params, frame) -> params` in the data's coordinates.
+    bound: `(stats, new_params) -> []` the objective the loop tracks; None: the
+      mean log-likelihood, `stats.log_likelihood / stats.total_weight`.
+  """
+
+  start: Callable | None
+  batch_stats: Callable
+  merge: Callable
+  m_step: Callable | None = None
+  params_from_frame: Callable = from_frame
+  bound: Callable | None = None
+
+
+def _one_pass(hooks: Hooks, params, frame, next_pass, feed, backend, chunk_size):
   acc = None
   for batch in next_pass():
     x, w = feed(batch)
-    s = batch_stats(params, x, w, frame, backend=backend, chunk_size=chunk_size)
-    acc = s if acc is None else _merge(acc, s)
+    s = hooks.batch_stats(params, x, w, frame, backend=backend, chunk_size=chunk_size)
+    acc = s if acc is None else hooks.merge(acc, s)
   if acc is None:
     raise ValueError("batches yielded no data")
   return acc
@@ -164,6 +188,27 @@ def fit_stream(
       non-finite batches, or invalid settings.
   """
   options = EMOptions(n_components, covariance_type, max_iter, init, 1, chunk_size)
+  stream = open_stream(batches, mesh, axis)
+  x0 = stream.first_x
+  init_params = check_fit_args(options, x0.shape[0] if init_params is None else None, x0.shape[1], tol,
+                               reg_covar, init_params, x0.dtype)
+  hooks = Hooks(functools.partial(_start, options=options), _batch_stats, _merge,
+                lambda stats, params, reg: _m_step(stats, reg))
+  return host_loop(hooks, stream, key, init_params, reg_covar, tol, max_iter, chunk_size, progress)
+
+
+class Stream(NamedTuple):
+  """A re-iterable stream of batches, its first batch (validated) and the
+  backend its batches are reduced on."""
+
+  next_pass: Callable[[], Iterator[Batch]]
+  first: Batch
+  first_x: np.ndarray | jax.Array
+  backend: object
+  feed: _Feeder
+
+
+def open_stream(batches: Batches, mesh, axis) -> Stream:
   next_pass = _passes(batches)
   first = next(next_pass(), None)
   if first is None:
@@ -172,24 +217,37 @@ def fit_stream(
   x0 = _checks.data(x0 if isinstance(x0, jax.Array) else np.asarray(x0), "batch")
   backend = _em.Local() if mesh is None else _sharded.Sharded(mesh, axis)
   feed = _Feeder(x0.dtype, x0.shape[1], None if mesh is None else backend, x0.shape[0])
-  dtype = x0.dtype
-  init_params = check_fit_args(options, x0.shape[0] if init_params is None else None, x0.shape[1], tol,
-                               reg_covar, init_params, dtype)
-  x, w = feed(first)
-  frame, reg, params, ok = _start(key, x, w, init_params, jnp.asarray(reg_covar, dtype), backend=backend,
-                              options=options)
+  return Stream(next_pass, first, x0, backend, feed)
+
+
+def host_loop(hooks: Hooks, stream: Stream, key, init_params, reg_covar, tol, max_iter: int, chunk_size,
+              progress: bool) -> FitResult:
+  """EM with one pass over the stream per iteration (validated arguments)."""
+  dtype = stream.first_x.dtype
+  x, w = stream.feed(stream.first)
+  frame, reg, params, ok = hooks.start(key, x, w, init_params, jnp.asarray(reg_covar, dtype),
+                                       backend=stream.backend)
+  state = passes(hooks, stream, frame, reg, params, ok, tol, max_iter, chunk_size, progress)
+  return _em.result_from(state, frame, hooks.params_from_frame)
+
+
+def passes(hooks: Hooks, stream: Stream, frame, reg, params, ok, tol, max_iter: int, chunk_size,
+           progress: bool) -> _em.EMState:
+  """The iterations from `params` (in `frame`), one pass over the stream each;
+  raises the `reg_covar` error if an M-step failed."""
   # The bookkeeping of each pass is the in-memory loop's own `advance`.
   state = _em.init_state(params, max_iter, ok=ok)
-  tol = jnp.asarray(tol, dtype)
+  tol = jnp.asarray(tol, stream.first_x.dtype)
   progress_bar = _progress(max_iter, progress)
   while int(state.n_iter) < max_iter and not bool(state.converged) and not bool(state.failed):
-    stats = _one_pass(state.params, frame, next_pass, feed, backend, chunk_size)
-    new, ok = _m_step(stats, reg)
-    state = _advance(state, new, stats.log_likelihood / stats.total_weight, ok, tol)
+    stats = _one_pass(hooks, state.params, frame, stream.next_pass, stream.feed, stream.backend, chunk_size)
+    new, ok = hooks.m_step(stats, state.params, reg)
+    bound = stats.log_likelihood / stats.total_weight if hooks.bound is None else hooks.bound(stats, new)
+    state = _advance(state, new, bound, ok, tol)
     progress_bar(float(state.log_likelihood))
   progress_bar(None)
   _em.check_failed(state.failed)
-  return _em.result_from(state, frame)
+  return state
 
 
 def _progress(total: int, enabled: bool):

@@ -925,9 +925,13 @@ def _stream_init(key, x, w, prior, init_posterior, reg, frame, *, backend, optio
 
 
 @jax.jit
-def _stream_update(state, stats, prior, reg, tol):
-  new, ok = posterior_from_stats(stats, prior, reg)
-  return _em.advance(state, new, stats.log_likelihood + _bound_terms(new), ok, tol)
+def _stream_m_step(stats, prior, reg):
+  return posterior_from_stats(stats, prior, reg)
+
+
+@jax.jit
+def _stream_bound(stats, q):
+  return stats.log_likelihood + _bound_terms(q)
 
 
 def fit_variational_stream(
@@ -971,15 +975,11 @@ def fit_variational_stream(
   Returns:
     `VariationalFit`.
   """
-  from . import _sharded, _stream  # the host loop's pieces
+  from . import _stream  # the host loop's pieces
 
   options = EMOptions(n_components, covariance_type, max_iter, init, 1, chunk_size)
-  next_pass = _stream._passes(batches)
-  first = next(next_pass(), None)
-  if first is None:
-    raise ValueError("batches yielded no data")
-  x0, _ = _stream._split(first)
-  x0 = _checks.data(x0 if isinstance(x0, jax.Array) else np.asarray(x0), "batch")
+  stream = _stream.open_stream(batches, mesh, axis)
+  x0 = stream.first_x
   dtype, d = x0.dtype, x0.shape[1]
   if init_posterior is None:
     _checks.n_components(n_components, x0.shape[0])
@@ -993,24 +993,18 @@ def fit_variational_stream(
       covariance_prior=covariance_prior, dtype=dtype)
   if init_posterior is not None:
     init_posterior = _check_posterior(init_posterior, prior, n_components, d, dtype)
-  backend = _em.Local() if mesh is None else _sharded.Sharded(mesh, axis)
-  feed = _stream._Feeder(dtype, d, None if mesh is None else backend, x0.shape[0])
-  x, w = feed(first)
+  backend = stream.backend
+  x, w = stream.feed(stream.first)
   frame, reg, prior = _stream_frame(x, w, prior, jnp.asarray(reg_covar, dtype), backend=backend)
   if prior.mean is None or prior.covariance is None:
-    moments = _stream._one_pass(prior, frame, next_pass, feed, backend, chunk_size, _stream_moments)
+    moments = _stream._one_pass(_stream.Hooks(None, _stream_moments, _stream._merge), prior, frame,
+                                stream.next_pass, stream.feed, backend, chunk_size)
     if not float(moments.total_weight) > 1:
       raise ValueError("the default covariance_prior (the data's covariance) needs a total weight above 1: "
                        "pass covariance_prior")
     prior = _with_data_defaults(prior, moments)
   q, ok = _stream_init(key, x, w, prior, init_posterior, reg, frame, backend=backend, options=options)
-  state = _em.init_state(q, max_iter, ok=ok)
-  tol = jnp.asarray(tol, dtype)
-  bar = _stream._progress(max_iter, progress)
-  while int(state.n_iter) < max_iter and not bool(state.converged) and not bool(state.failed):
-    stats = _stream._one_pass(state.params, frame, next_pass, feed, backend, chunk_size, _stream_stats)
-    state = _stream_update(state, stats, prior, reg, tol)
-    bar(float(state.log_likelihood))
-  bar(None)
-  _em.check_failed(state.failed)
+  m_step = lambda stats, q, reg: _stream_m_step(stats, prior, reg)
+  hooks = _stream.Hooks(None, _stream_stats, _stream._merge, m_step, bound=_stream_bound)
+  state = _stream.passes(hooks, stream, frame, reg, q, ok, tol, max_iter, chunk_size, progress)
   return _result_from(state, prior, frame)

@@ -1,7 +1,7 @@
 """The API reference: public names are documented and the pdoc site builds.
 
 Build it with: python -m pdoc --docformat google -o site gmmjax gmmjax.sklearn gmmjax.interop
-gmmjax.metrics gmmjax.nn gmmjax.train gmmjax.data
+gmmjax.metrics gmmjax.nn gmmjax.train gmmjax.data gmmjax.mfa
 """
 
 import ast
@@ -19,7 +19,8 @@ import gmmjax
 from gmmjax import interop
 from gmmjax.sklearn import GaussianMixture
 
-MODULES = ["gmmjax", "gmmjax.sklearn", "gmmjax.interop", "gmmjax.metrics", "gmmjax.nn", "gmmjax.train", "gmmjax.data"]
+MODULES = ["gmmjax", "gmmjax.sklearn", "gmmjax.interop", "gmmjax.metrics", "gmmjax.nn", "gmmjax.train", "gmmjax.data",
+           "gmmjax.mfa"]
 ESTIMATOR_METHODS = [
     "fit", "fit_predict", "predict", "predict_proba", "score", "score_samples", "sample", "bic", "aic", "to_params",
 ]

@@ -1,0 +1,69 @@
+"""MFA EM over rows sharded across 8 (fake CPU) devices equals the single-device fit.
+
+As in test_sharded.py, the device count is fixed when JAX starts, so the fits
+run in a subprocess (this file as a script) that reports differences as JSON.
+"""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+pytestmark = pytest.mark.slow
+
+N_DEVICES = 8
+
+
+def _worker() -> dict:
+  import jax
+  import numpy as np
+
+  jax.config.update("jax_enable_x64", True)
+  jax.config.update("jax_numpy_rank_promotion", "raise")
+  from test_mfa import random_mfa
+
+  import gmmjax
+  from gmmjax import mfa
+
+  def diff(a, b):
+    leaves = zip(jax.tree.leaves(a.params), jax.tree.leaves(b.params))
+    return {"n_iter": [int(a.n_iter), int(b.n_iter)], "ll": abs(float(a.log_likelihood - b.log_likelihood)),
+            "diff": max(float(np.max(np.abs(np.asarray(u) - np.asarray(v)))) for u, v in leaves)}
+
+  truth = random_mfa(0, 3, 6, 2, spread=4.0)
+  x = np.asarray(mfa.sample(jax.random.key(1), truth, 1600)[0])
+  w = np.random.default_rng(2).uniform(0.1, 2.0, len(x))
+  mesh = jax.make_mesh((N_DEVICES,), ("data",))
+  xs = gmmjax.shard_rows(x, mesh)
+  key = jax.random.key(3)
+  out = {"devices": len(jax.devices())}
+  for isotropic in (False, True):
+    kw = {"max_iter": 60, "tol": 1e-8, "isotropic": isotropic, "weights": w}
+    out[f"fit_{isotropic}"] = diff(mfa.fit(key, xs, 3, 2, **kw), mfa.fit(key, x, 3, 2, **kw))
+  return out
+
+
+@pytest.fixture(scope="module")
+def report():
+  env = dict(os.environ, XLA_FLAGS=f"{os.environ.get('XLA_FLAGS', '')} --xla_force_host_platform_device_count={N_DEVICES}",
+             JAX_PLATFORMS="cpu")
+  here = os.path.dirname(os.path.abspath(__file__))
+  proc = subprocess.run([sys.executable, __file__], env=env, cwd=here, capture_output=True, text=True, timeout=600,
+                        check=False)
+  assert proc.returncode == 0, proc.stderr[-4000:]
+  return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+@pytest.mark.parametrize("isotropic", [False, True])
+def test_sharded_weighted_fit_equals_single_device(report, isotropic):
+  assert report["devices"] == N_DEVICES
+  r = report[f"fit_{isotropic}"]
+  assert r["n_iter"][0] == r["n_iter"][1] > 2, r
+  assert r["diff"] < 1e-7 and r["ll"] < 1e-9, r
+
+
+if __name__ == "__main__":
+  sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+  print(json.dumps(_worker()))
