@@ -77,20 +77,26 @@ def _chunk_fn_of(params: MFAParams):
   fac = _model.factorise(params)
 
   def fn(start, xs, wc):
-    lp, ez = _model.chunk_terms(fac, params, params.means, xs)
+    lp, ez, e = _model.chunk_terms(fac, params, xs)
     ll = jax.nn.logsumexp(lp, axis=-1)
     r, ll_sum, total = weighted_resp(jnp.exp(lp - ll[:, None]), ll, wc, xs.shape[0])
+    c, k, l = ez.shape
     rez = r[:, :, None] * ez
     counts = jnp.sum(r, axis=0)
+    z_sum = jnp.sum(rez, axis=0)
     zz = jnp.einsum("ckl,ckm->klm", rez, ez, precision=_linalg.PRECISION) + counts[:, None, None] * fac.m_inv
-
-    # The residuals again, one component at a time (see `chunk_terms`), now weighed.
-    def moments(quad, z, e, rk):
-      rz = jnp.concatenate([rk[:, None] * z, rk[:, None]], axis=1)  # r [z*, 1]
-      return _linalg.mm(rk, e * e), _linalg.mm(e.T, rz)
-
-    resid2, cross = _model.residuals(fac, params, params.means, xs, moments, r.T)
-    return MFAStats(counts, jnp.sum(rez, axis=0), zz, resid2, cross, ll_sum, total)
+    # sum r e^2 one component at a time on the stored residuals (see `chunk_terms`).
+    resid2 = jax.lax.map(lambda t: _linalg.mm(t[0], t[1] * t[1]), (r.T, e))
+    # sum r (x - mu) [z*, 1]^T as GEMMs with the rows as the shared operand, then
+    # sum r e [z*, 1]^T = that - W sum r z* [z*, 1]^T (terms of the size of e: see
+    # `m_step_checked`).
+    s_yz = jnp.transpose(_linalg.mm(xs.T, rez.reshape(c, k * l)).reshape(-1, k, l), (1, 0, 2))
+    s_yz = s_yz - params.means[:, :, None] * z_sum[:, None, :]
+    first = _linalg.mm(r.T, xs) - counts[:, None] * params.means
+    point = jnp.concatenate([zz - counts[:, None, None] * fac.m_inv, z_sum[:, :, None]], axis=-1)  # sum r z* z~^T
+    cross = jnp.concatenate([s_yz, first[:, :, None]], axis=-1) - jnp.matmul(
+        params.factors, point, precision=_linalg.PRECISION)
+    return MFAStats(counts, z_sum, zz, resid2, cross, ll_sum, total)
 
   return fn
 
