@@ -1,14 +1,14 @@
 """Mixtures of factor analysers: parameters, densities, posteriors, sampling.
 
 Component k has covariance `W_k W_k^T + diag(psi_k)`, `W_k` of shape `[d, l]`
-with `l << d`. Every density goes through the Woodbury identity and the
-matrix determinant lemma with the `[l, l]` matrix `M_k = I + W_k^T Psi_k^-1
-W_k`:
+with `l << d`. Densities go through the `[l, l]` matrix `M_k = I + W_k^T
+Psi_k^-1 W_k` (Woodbury identity, matrix determinant lemma):
 
-  (W W^T + Psi)^-1 = Psi^-1 - Psi^-1 W M^-1 W^T Psi^-1,
   log |W W^T + Psi| = log |M| + sum log psi,
+  (x - mu)^T (W W^T + Psi)^-1 (x - mu) = |Psi^-1/2 (x - mu - W z*)|^2 + |z*|^2,
 
-so a pass costs O(n k d l) and no `[d, d]` matrix is ever formed.
+z* = M^-1 W^T Psi^-1 (x - mu) = E[z | x], so a pass costs O(n k d l) and no
+`[d, d]` matrix is ever formed (see `chunk_terms` for why this form).
 """
 
 import dataclasses
@@ -216,10 +216,6 @@ def chunk_terms(fac: Factorised, params: MFAParams, xs: jax.Array):
   return fac.const[None, :] - 0.5 * (quad.T + jnp.sum(ez * ez, axis=-1)), ez, e
 
 
-def model_mean(params: MFAParams) -> jax.Array:
-  return _linalg.mm(params.weights, params.means)
-
-
 def _component_log_prob(params: MFAParams, x: jax.Array, with_weights: bool = True) -> jax.Array:
   # No shift of origin: every term is taken on the differences x - mu_k.
   fac = factorise(params, with_weights)
@@ -310,7 +306,7 @@ def posterior(params: MFAParams, x: ArrayLike) -> tuple[jax.Array, jax.Array, ja
   return (*_padding.unpad((resp, means), n), cov) if rows != n else (resp, means, cov)
 
 
-def _conditional_one(params: MFAParams, origin, x, observed):
+def _conditional_one(params: MFAParams, x, observed):
   """Inpainting of one row: the observed block's factor analysers are those
   of `params` with `1 / psi` zero at the missing features (Woodbury on the
   observed block), and E[x_m | x_o, k] = mu_m + W_m E[z | x_o, k]."""
@@ -321,7 +317,7 @@ def _conditional_one(params: MFAParams, origin, x, observed):
   l = w.shape[-1]
   m = jnp.eye(l, dtype=w.dtype)[None] + jnp.einsum("kdl,kdm->klm", w, wp, precision=_linalg.PRECISION)
   chol = jnp.linalg.cholesky(0.5 * (m + jnp.swapaxes(m, -1, -2)))
-  y = (x - origin)[None, :] - (params.means - origin[None, :])
+  y = x[None, :] - params.means
   b = jnp.einsum("kdl,kd->kl", wp, y, precision=_linalg.PRECISION)  # W^T Psi_o^-1 (x - mu)
   a = solve_triangular(chol, b[:, :, None], lower=True)[:, :, 0]
   log_det = jnp.sum(obs[None, :] * jnp.log(params.noise_variances), axis=-1) + 2 * jnp.sum(
@@ -338,8 +334,7 @@ def _conditional_one(params: MFAParams, origin, x, observed):
 
 @jax.jit
 def _inpaint(params, x, observed):
-  origin = jax.lax.stop_gradient(model_mean(params))
-  one = jax.vmap(lambda x, o: _conditional_one(params, origin, x, o))
+  one = jax.vmap(lambda x, o: _conditional_one(params, x, o))
   width = params.n_components * params.n_features * params.n_factors
   chunk = max(1, min(x.shape[0], _chunking.default_chunk_size(x.shape[0], width) // 16))
   n = x.shape[0]
