@@ -176,8 +176,11 @@ def factorise(params: MFAParams, with_weights: bool = True) -> Factorised:
   eye = jnp.broadcast_to(jnp.eye(l, dtype=w.dtype), (k, l, l))
   sqrt_inv = jax.lax.rsqrt(psi)
   q, r = jnp.linalg.qr(jnp.concatenate([w * sqrt_inv[:, :, None], eye], axis=1))
-  proj = solve_triangular(r, jnp.swapaxes(q[:, :d] * sqrt_inv[:, :, None], -1, -2), lower=False)  # [k, l, d]
+  # One LAPACK call after the other: independent ones side by side can deadlock XLA's CPU thread
+  # pool (see `_linalg._matrix_precision_cholesky`).
   r_inv = solve_triangular(r, eye, lower=False)
+  proj = jnp.matmul(r_inv, jnp.swapaxes(q[:, :d] * sqrt_inv[:, :, None], -1, -2),
+                    precision=_linalg.PRECISION)  # [k, l, d]: R^-1 Q_1^T Psi^-1/2
   m_inv = jnp.matmul(r_inv, jnp.swapaxes(r_inv, -1, -2), precision=_linalg.PRECISION)
   log_det = jnp.sum(jnp.log(psi), axis=-1) + 2 * jnp.sum(jnp.log(jnp.abs(jnp.diagonal(r, axis1=-2, axis2=-1))), -1)
   const = -0.5 * (d * math.log(2 * math.pi) + log_det)
