@@ -7,6 +7,7 @@ e = x - mu_k - W_k z* the residual under the current parameters,
   counts    N_k = sum r                     [k]
   z_sum     sum r z*                        [k, l]
   zz        sum r E[z z^T]                  [k, l, l]
+  cov       sum r M^-1 = N_k M_k^-1         [k, l, l]
   resid2    sum r e^2 (elementwise)         [k, d]
   cross     sum r e z~^T                    [k, d, l + 1]
 
@@ -44,14 +45,15 @@ class MFAStats:
   the parameters the pass used.
 
   Attributes:
-    counts: `[k]`; z_sum: `[k, l]`; zz: `[k, l, l]`; resid2: `[k, d]`;
-    cross: `[k, d, l + 1]`; log_likelihood: `[]` weighted sum of log p(x_i);
-    total_weight: `[]` sum of sample weights.
+    counts: `[k]`; z_sum: `[k, l]`; zz: `[k, l, l]`; cov: `[k, l, l]`;
+    resid2: `[k, d]`; cross: `[k, d, l + 1]`; log_likelihood: `[]` weighted
+    sum of log p(x_i); total_weight: `[]` sum of sample weights.
   """
 
   counts: jax.Array
   z_sum: jax.Array
   zz: jax.Array
+  cov: jax.Array
   resid2: jax.Array
   cross: jax.Array
   log_likelihood: jax.Array
@@ -77,20 +79,27 @@ def _chunk_fn_of(params: MFAParams):
   fac = _model.factorise(params)
 
   def fn(start, xs, wc):
-    lp, ez = _model.chunk_terms(fac, params, params.means, xs)
+    lp, ez, e = _model.chunk_terms(fac, params, xs)
     ll = jax.nn.logsumexp(lp, axis=-1)
     r, ll_sum, total = weighted_resp(jnp.exp(lp - ll[:, None]), ll, wc, xs.shape[0])
+    c, k, l = ez.shape
     rez = r[:, :, None] * ez
     counts = jnp.sum(r, axis=0)
-    zz = jnp.einsum("ckl,ckm->klm", rez, ez, precision=_linalg.PRECISION) + counts[:, None, None] * fac.m_inv
-
-    # The residuals again, one component at a time (see `chunk_terms`), now weighed.
-    def moments(quad, z, e, rk):
-      rz = jnp.concatenate([rk[:, None] * z, rk[:, None]], axis=1)  # r [z*, 1]
-      return _linalg.mm(rk, e * e), _linalg.mm(e.T, rz)
-
-    resid2, cross = _model.residuals(fac, params, params.means, xs, moments, r.T)
-    return MFAStats(counts, jnp.sum(rez, axis=0), zz, resid2, cross, ll_sum, total)
+    z_sum = jnp.sum(rez, axis=0)
+    cov = counts[:, None, None] * fac.m_inv
+    zz = jnp.einsum("ckl,ckm->klm", rez, ez, precision=_linalg.PRECISION) + cov
+    # sum r e^2 one component at a time on the stored residuals (see `chunk_terms`).
+    resid2 = jax.lax.map(lambda t: _linalg.mm(t[0], t[1] * t[1]), (r.T, e))
+    # sum r (x - mu) [z*, 1]^T as GEMMs with the rows as the shared operand, then
+    # sum r e [z*, 1]^T = that - W sum r z* [z*, 1]^T (terms of the size of e: see
+    # `m_step_checked`).
+    s_yz = jnp.transpose(_linalg.mm(xs.T, rez.reshape(c, k * l)).reshape(-1, k, l), (1, 0, 2))
+    s_yz = s_yz - params.means[:, :, None] * z_sum[:, None, :]
+    first = _linalg.mm(r.T, xs) - counts[:, None] * params.means
+    point = jnp.concatenate([zz - cov, z_sum[:, :, None]], axis=-1)  # sum r z* z~^T
+    cross = jnp.concatenate([s_yz, first[:, :, None]], axis=-1) - jnp.matmul(
+        params.factors, point, precision=_linalg.PRECISION)
+    return MFAStats(counts, z_sum, zz, cov, resid2, cross, ll_sum, total)
 
   return fn
 
@@ -120,22 +129,24 @@ def m_step_checked(stats: MFAStats, params: MFAParams, reg) -> tuple[MFAParams, 
   l = l1 - 1
   tiny = 10 * jnp.finfo(dtype).eps
   nk = stats.counts + tiny
-  m_inv = _model.factorise(params, with_weights=False).m_inv
-  cov = jnp.zeros((k, l1, l1), dtype).at[:, :l, :l].set(stats.counts[:, None, None] * m_inv)  # C
+  cov = jnp.zeros((k, l1, l1), dtype).at[:, :l, :l].set(stats.cov)  # C
   s_zz = jnp.concatenate([
       jnp.concatenate([stats.zz, stats.z_sum[:, :, None]], axis=-1),
       jnp.concatenate([stats.z_sum, stats.counts[:, None]], axis=-1)[:, None, :],
   ], axis=-2)
   s_zz = 0.5 * (s_zz + jnp.swapaxes(s_zz, -1, -2)) + tiny * jnp.eye(l1, dtype=dtype)[None]
   point = s_zz - cov  # P
+  # One factorisation and one solve, in sequence (independent LAPACK calls side by side
+  # can deadlock XLA's CPU thread pool).
   chol = cho_factor(s_zz, lower=True)[0]
-  solve = jax.vmap(lambda c, b: cho_solve((c, True), b))  # S^-1 b
+  s_inv = jax.vmap(lambda c: cho_solve((c, True), jnp.eye(l1, dtype=dtype)))(chol)
+  s_inv = 0.5 * (s_inv + jnp.swapaxes(s_inv, -1, -2))
   w_old = jnp.concatenate([params.factors, jnp.zeros((k, d, 1), dtype)], axis=-1)
   mm = functools.partial(jnp.matmul, precision=_linalg.PRECISION)
   s_yz = stats.cross + mm(w_old, point)
-  w_aug = jnp.swapaxes(solve(chol, jnp.swapaxes(s_yz, -1, -2)), -1, -2)  # S_yz S^-1 (S symmetric)
-  g_ez = jnp.swapaxes(solve(chol, jnp.swapaxes(stats.cross, -1, -2)), -1, -2)  # S_ez S^-1
-  g_c = solve(chol, cov)  # S^-1 C
+  w_aug = mm(s_yz, s_inv)  # S_yz S^-1
+  g_ez = mm(stats.cross, s_inv)  # S_ez S^-1
+  g_c = mm(s_inv, cov)  # S^-1 C
   rowdot = lambda u, v: jnp.sum(u * v, axis=-1)
   resid = (stats.resid2 + 2 * rowdot(mm(w_old, jnp.swapaxes(g_c, -1, -2)), stats.cross)
            - rowdot(g_ez, stats.cross) + rowdot(mm(mm(w_old, point), g_c), w_old))

@@ -1,18 +1,17 @@
 """Mixtures of factor analysers: parameters, densities, posteriors, sampling.
 
 Component k has covariance `W_k W_k^T + diag(psi_k)`, `W_k` of shape `[d, l]`
-with `l << d`. Every density goes through the Woodbury identity and the
-matrix determinant lemma with the `[l, l]` matrix `M_k = I + W_k^T Psi_k^-1
-W_k`:
+with `l << d`. Densities go through the `[l, l]` matrix `M_k = I + W_k^T
+Psi_k^-1 W_k` (Woodbury identity, matrix determinant lemma):
 
-  (W W^T + Psi)^-1 = Psi^-1 - Psi^-1 W M^-1 W^T Psi^-1,
   log |W W^T + Psi| = log |M| + sum log psi,
+  (x - mu)^T (W W^T + Psi)^-1 (x - mu) = |Psi^-1/2 (x - mu - W z*)|^2 + |z*|^2,
 
-so a pass costs O(n k d l) and no `[d, d]` matrix is ever formed.
+z* = M^-1 W^T Psi^-1 (x - mu) = E[z | x], so a pass costs O(n k d l) and no
+`[d, d]` matrix is ever formed (see `chunk_terms` for why this form).
 """
 
 import dataclasses
-import functools
 import math
 from typing import NamedTuple
 
@@ -153,7 +152,8 @@ class Factorised(NamedTuple):
 
   Attributes:
     inv_psi: `[k, d]` 1 / psi.
-    proj: `[k, d, l]` Psi^-1 W M^-1, so that E[z | x, k] = proj^T (x - mu).
+    proj: `[d, k*l]` the maps `Psi_k^-1 W_k M_k^-1` side by side, so that
+      E[z | x, k] = proj_k^T (x - mu_k).
     m_inv: `[k, l, l]` M^-1 = (I + W^T Psi^-1 W)^-1, the posterior covariance
       of the factors.
     const: `[k]` log pi_k - (d log 2 pi + log |Sigma_k|) / 2, with log |Sigma|
@@ -176,63 +176,54 @@ def factorise(params: MFAParams, with_weights: bool = True) -> Factorised:
   eye = jnp.broadcast_to(jnp.eye(l, dtype=w.dtype), (k, l, l))
   sqrt_inv = jax.lax.rsqrt(psi)
   q, r = jnp.linalg.qr(jnp.concatenate([w * sqrt_inv[:, :, None], eye], axis=1))
-  proj = jnp.swapaxes(solve_triangular(r, jnp.swapaxes(q[:, :d] * sqrt_inv[:, :, None], -1, -2), lower=False),
-                      -1, -2)
+  # One LAPACK call after the other: independent ones side by side can deadlock XLA's CPU thread
+  # pool (see `_linalg._matrix_precision_cholesky`).
   r_inv = solve_triangular(r, eye, lower=False)
+  proj = jnp.matmul(r_inv, jnp.swapaxes(q[:, :d] * sqrt_inv[:, :, None], -1, -2),
+                    precision=_linalg.PRECISION)  # [k, l, d]: R^-1 Q_1^T Psi^-1/2
   m_inv = jnp.matmul(r_inv, jnp.swapaxes(r_inv, -1, -2), precision=_linalg.PRECISION)
   log_det = jnp.sum(jnp.log(psi), axis=-1) + 2 * jnp.sum(jnp.log(jnp.abs(jnp.diagonal(r, axis1=-2, axis2=-1))), -1)
   const = -0.5 * (d * math.log(2 * math.pi) + log_det)
   if with_weights:
     const = const + _log_weights(params.weights)
-  return Factorised(1 / psi, proj, m_inv, const)
+  return Factorised(1 / psi, jnp.transpose(proj, (2, 0, 1)).reshape(d, k * l), m_inv, const)
 
 
-def _component_terms(xs, mean, factors, proj, inv_psi):
-  """`(quad [c], z* [c, l], e [c, d])` of one component for rows `xs [c, d]`."""
-  mm = functools.partial(jnp.matmul, precision=_linalg.PRECISION)
-  y = xs - mean[None, :]
-  z = mm(y, proj)
-  e = y - mm(z, factors.T)
-  return mm(e * e, inv_psi) + jnp.sum(z * z, axis=-1), z, e
-
-
-def residuals(fac: Factorised, params: MFAParams, means, xs, fn, *per_component):
-  """`fn(quad [c], z* [c, l], e [c, d], *extra)` of each component for rows
-  `xs [c, d]`, stacked over the components (`lax.map`); `per_component` are
-  `[k, ...]` arrays whose slices are the `extra` arguments."""
-  return jax.lax.map(lambda t: fn(*_component_terms(xs, *t[:4]), *t[4:]),
-                     (means, params.factors, fac.proj, fac.inv_psi, *per_component))
-
-
-def chunk_terms(fac: Factorised, params: MFAParams, means: jax.Array, xs: jax.Array):
-  """For rows `xs [c, d]` (`means [k, d]` in the same coordinates):
-  `(log pi_k p(x | k) [c, k], E[z | x, k] [c, k, l])`.
+def chunk_terms(fac: Factorised, params: MFAParams, xs: jax.Array):
+  """For rows `xs [c, d]`: `(log pi_k p(x | k) [c, k], z* = E[z | x, k] [c, k, l],
+  residuals e = x - mu_k - W_k z* [k, c, d])`.
 
   The quadratic form is taken as the minimum it is,
   (x - mu)^T Sigma^-1 (x - mu) = min_z |Psi^-1/2 (x - mu - W z)|^2 + |z|^2,
-  attained at z* = M^-1 W^T Psi^-1 (x - mu) = E[z | x] (from the QR of
-  `factorise`; an error in z* changes the minimum only to second order): two
-  positive terms,
-  where the Woodbury form |Psi^-1/2 (x - mu)|^2 - |L^-1 W^T Psi^-1 (x - mu)|^2
-  cancels to a few digits in float32 when the noise is small against the
-  factors' variance (image pixels). Everything is taken on the differences
-  x - mu_k, one component at a time (a `[c, d]` difference and thin GEMMs),
-  so a tight component far from the origin keeps its digits; on CPU that is
-  also several times faster than a `[c, k, d]` broadcast.
+  attained at z*: two positive terms, where the Woodbury form |Psi^-1/2 (x -
+  mu)|^2 - |L^-1 W^T Psi^-1 (x - mu)|^2 cancels to a few digits in float32
+  when the noise is small against the factors' variance (image pixels). An
+  error in z* changes the minimum only to second order, so z* of all
+  components comes from one GEMM of the rows against the `[d, k l]` maps;
+  the residuals are taken on the differences x - mu_k, one component at a
+  time (a `[c, d]` difference and a thin GEMM; on CPU several times faster
+  than a `[c, k, d]` broadcast), so a tight component far from the origin
+  keeps its digits.
   """
-  quad, ez = residuals(fac, params, means, xs, lambda q, z, e: (q, z))
-  return fac.const[None, :] - 0.5 * quad.T, jnp.swapaxes(ez, 0, 1)
+  k, _, l = params.factors.shape
+  means = params.means
+  offsets = _linalg.mm(means.reshape(k, 1, -1), fac.proj.reshape(-1, k, l).transpose(1, 0, 2))[:, 0]  # [k, l]
+  ez = _linalg.mm(xs, fac.proj).reshape(xs.shape[0], k, l) - offsets[None]
 
+  def one(t):
+    mean, factors, z, inv_psi = t
+    e = xs - mean[None, :] - jnp.matmul(z, factors.T, precision=_linalg.PRECISION)
+    return _linalg.mm(e * e, inv_psi), e
 
-def model_mean(params: MFAParams) -> jax.Array:
-  return _linalg.mm(params.weights, params.means)
+  quad, e = jax.lax.map(one, (means, params.factors, jnp.swapaxes(ez, 0, 1), fac.inv_psi))
+  return fac.const[None, :] - 0.5 * (quad.T + jnp.sum(ez * ez, axis=-1)), ez, e
 
 
 def _component_log_prob(params: MFAParams, x: jax.Array, with_weights: bool = True) -> jax.Array:
   # No shift of origin: every term is taken on the differences x - mu_k.
   fac = factorise(params, with_weights)
   width = params.n_components * params.n_features
-  fn = lambda rows: chunk_terms(fac, params, params.means, rows[0])[0]
+  fn = lambda rows: chunk_terms(fac, params, rows[0])[0]
   return _chunking.chunked_map(fn, (x,), _chunking.default_chunk_size(x.shape[0], width))
 
 
@@ -264,7 +255,7 @@ def _posterior(params, x, w):
   fac = factorise(params)
 
   def fn(rows):
-    lp, ez = chunk_terms(fac, params, params.means, rows[0])
+    lp, ez, _ = chunk_terms(fac, params, rows[0])
     return jnp.concatenate([jax.nn.log_softmax(lp, axis=-1)[:, :, None], ez], axis=-1)
 
   width = params.n_components * params.n_features
@@ -318,7 +309,7 @@ def posterior(params: MFAParams, x: ArrayLike) -> tuple[jax.Array, jax.Array, ja
   return (*_padding.unpad((resp, means), n), cov) if rows != n else (resp, means, cov)
 
 
-def _conditional_one(params: MFAParams, origin, x, observed):
+def _conditional_one(params: MFAParams, x, observed):
   """Inpainting of one row: the observed block's factor analysers are those
   of `params` with `1 / psi` zero at the missing features (Woodbury on the
   observed block), and E[x_m | x_o, k] = mu_m + W_m E[z | x_o, k]."""
@@ -329,7 +320,7 @@ def _conditional_one(params: MFAParams, origin, x, observed):
   l = w.shape[-1]
   m = jnp.eye(l, dtype=w.dtype)[None] + jnp.einsum("kdl,kdm->klm", w, wp, precision=_linalg.PRECISION)
   chol = jnp.linalg.cholesky(0.5 * (m + jnp.swapaxes(m, -1, -2)))
-  y = (x - origin)[None, :] - (params.means - origin[None, :])
+  y = x[None, :] - params.means
   b = jnp.einsum("kdl,kd->kl", wp, y, precision=_linalg.PRECISION)  # W^T Psi_o^-1 (x - mu)
   a = solve_triangular(chol, b[:, :, None], lower=True)[:, :, 0]
   log_det = jnp.sum(obs[None, :] * jnp.log(params.noise_variances), axis=-1) + 2 * jnp.sum(
@@ -346,8 +337,7 @@ def _conditional_one(params: MFAParams, origin, x, observed):
 
 @jax.jit
 def _inpaint(params, x, observed):
-  origin = jax.lax.stop_gradient(model_mean(params))
-  one = jax.vmap(lambda x, o: _conditional_one(params, origin, x, o))
+  one = jax.vmap(lambda x, o: _conditional_one(params, x, o))
   width = params.n_components * params.n_features * params.n_factors
   chunk = max(1, min(x.shape[0], _chunking.default_chunk_size(x.shape[0], width) // 16))
   n = x.shape[0]
