@@ -6,7 +6,7 @@ makes EM fast; everything else is a cheap `[n, k]` reduction.
 """
 
 import math
-from typing import Callable
+from typing import Callable, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -103,27 +103,40 @@ def _rows(fn, params: GMMParams, x: ArrayLike, weights: ArrayLike | None = None,
 _PADDED_ROWS = 1 << 14
 
 
-@jax.jit
-def _log_prob(params, x, w):
-  return jax.nn.logsumexp(_component_log_prob(params, x), axis=-1)
+class Scorers(NamedTuple):
+  """The jitted `(params, x, w) -> ...` functions behind the public scoring
+  functions of a mixture model, built by `scorers`."""
+
+  log_prob: Callable
+  component_log_prob: Callable  # without the mixing weights
+  e_step: Callable
+  predict: Callable
 
 
-@jax.jit
-def _component_log_prob_nw(params, x, w):
-  return _component_log_prob(params, x, with_weights=False)
+def scorers(component_log_prob_of: Callable) -> Scorers:
+  """`Scorers` of a model whose `component_log_prob_of(params, x, with_weights)`
+  gives the `[n, k]` log-densities (plus the log mixing weights when
+  `with_weights`)."""
+
+  def log_prob(params, x, w):
+    return jax.nn.logsumexp(component_log_prob_of(params, x, True), axis=-1)
+
+  def component_log_prob(params, x, w):
+    return component_log_prob_of(params, x, False)
+
+  def e_step(params, x, w):
+    lp = component_log_prob_of(params, x, True)
+    ll = jax.nn.logsumexp(lp, axis=-1)
+    mean_ll = jnp.mean(ll) if w is None else jnp.sum(jnp.where(w > 0, w * ll, 0)) / jnp.sum(w)
+    return mean_ll, lp - ll[:, None]
+
+  def predict(params, x, w):
+    return jnp.argmax(component_log_prob_of(params, x, True), axis=-1)
+
+  return Scorers(*(jax.jit(f) for f in (log_prob, component_log_prob, e_step, predict)))
 
 
-@jax.jit
-def _e_step(params, x, w):
-  lp = _component_log_prob(params, x)
-  ll = jax.nn.logsumexp(lp, axis=-1)
-  mean_ll = jnp.mean(ll) if w is None else jnp.sum(jnp.where(w > 0, w * ll, 0)) / jnp.sum(w)
-  return mean_ll, lp - ll[:, None]
-
-
-@jax.jit
-def _predict(params, x, w):
-  return jnp.argmax(_component_log_prob(params, x), axis=-1)
+_scorers = scorers(_component_log_prob)
 
 
 def component_log_prob(params: GMMParams, x: ArrayLike) -> jax.Array:
@@ -136,7 +149,7 @@ def component_log_prob(params: GMMParams, x: ArrayLike) -> jax.Array:
   Returns:
     `[n, k]` log-densities, without the mixing weights.
   """
-  return _rows(_component_log_prob_nw, params, x)
+  return _rows(_scorers.component_log_prob, params, x)
 
 
 def log_prob(params: GMMParams, x: ArrayLike) -> jax.Array:
@@ -149,7 +162,7 @@ def log_prob(params: GMMParams, x: ArrayLike) -> jax.Array:
   Returns:
     `[n]` log-densities.
   """
-  return _rows(_log_prob, params, x)
+  return _rows(_scorers.log_prob, params, x)
 
 
 def e_step(
@@ -166,7 +179,7 @@ def e_step(
     `(mean_log_likelihood [], log_resp [n, k])`: the (weighted) mean of
     log p(x_i) and the log-responsibilities log p(component | x_i).
   """
-  return _rows(_e_step, params, x, weights)
+  return _rows(_scorers.e_step, params, x, weights)
 
 
 def predict_proba(params: GMMParams, x: ArrayLike) -> jax.Array:
@@ -176,4 +189,4 @@ def predict_proba(params: GMMParams, x: ArrayLike) -> jax.Array:
 
 def predict(params: GMMParams, x: ArrayLike) -> jax.Array:
   """`[n]` index of the most probable component of each point."""
-  return _rows(_predict, params, x)
+  return _rows(_scorers.predict, params, x)

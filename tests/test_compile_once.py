@@ -49,13 +49,13 @@ def test_scoring_and_sampling_compile_once():
   gmmjax.log_prob(params, _data(ROWS[0]))
   gmmjax.e_step(params, _data(ROWS[0]))
   gmmjax.sample(jax.random.key(0), params, ROWS[0])
-  sizes = (_logprob._log_prob._cache_size(), _logprob._e_step._cache_size(), _sample._sample_jit._cache_size())
+  sizes = (_logprob._scorers.log_prob._cache_size(), _logprob._scorers.e_step._cache_size(), _sample._sample_jit._cache_size())
   for n in ROWS[1:]:
     x = _data(n)
     assert gmmjax.log_prob(params, x).shape == (n,)
     assert gmmjax.e_step(params, x)[1].shape == (n, 2)
     assert gmmjax.sample(jax.random.key(0), params, n)[0].shape == (n, 2)
-  assert sizes == (_logprob._log_prob._cache_size(), _logprob._e_step._cache_size(), _sample._sample_jit._cache_size())
+  assert sizes == (_logprob._scorers.log_prob._cache_size(), _logprob._scorers.e_step._cache_size(), _sample._sample_jit._cache_size())
 
 
 def test_the_estimator_compiles_once_per_size_class():
@@ -65,7 +65,7 @@ def test_the_estimator_compiles_once_per_size_class():
     gm.score_samples(x), gm.predict(x), gm.sample(n)
 
   run(ROWS[0])
-  sizes = ((_em._fit._cache_size() + _em._fit_small._cache_size()), _logprob._log_prob._cache_size(), _sample._sample_jit._cache_size())
+  sizes = ((_em._fit._cache_size() + _em._fit_small._cache_size()), _logprob._scorers.log_prob._cache_size(), _sample._sample_jit._cache_size())
   for n in ROWS[1:]:
     run(n)
-  assert sizes == ((_em._fit._cache_size() + _em._fit_small._cache_size()), _logprob._log_prob._cache_size(), _sample._sample_jit._cache_size())
+  assert sizes == ((_em._fit._cache_size() + _em._fit_small._cache_size()), _logprob._scorers.log_prob._cache_size(), _sample._sample_jit._cache_size())

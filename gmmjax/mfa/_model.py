@@ -23,7 +23,7 @@ from jax.typing import ArrayLike
 
 from .. import _checks, _chunking, _linalg, _padding
 from .._frame import Frame
-from .._logprob import _log_weights, _rows
+from .._logprob import _log_weights, _rows, scorers
 from .._types import GMMParams
 
 
@@ -227,27 +227,7 @@ def _component_log_prob(params: MFAParams, x: jax.Array, with_weights: bool = Tr
   return _chunking.chunked_map(fn, (x,), _chunking.default_chunk_size(x.shape[0], width))
 
 
-@jax.jit
-def _log_prob(params, x, w):
-  return jax.nn.logsumexp(_component_log_prob(params, x), axis=-1)
-
-
-@jax.jit
-def _component_log_prob_nw(params, x, w):
-  return _component_log_prob(params, x, with_weights=False)
-
-
-@jax.jit
-def _e_step(params, x, w):
-  lp = _component_log_prob(params, x)
-  ll = jax.nn.logsumexp(lp, axis=-1)
-  mean_ll = jnp.mean(ll) if w is None else jnp.sum(jnp.where(w > 0, w * ll, 0)) / jnp.sum(w)
-  return mean_ll, lp - ll[:, None]
-
-
-@jax.jit
-def _predict(params, x, w):
-  return jnp.argmax(_component_log_prob(params, x), axis=-1)
+_scorers = scorers(_component_log_prob)
 
 
 @jax.jit
@@ -270,24 +250,24 @@ def _rows_of(fn, params, x, weights=None):
 def component_log_prob(params: MFAParams, x: ArrayLike) -> jax.Array:
   """`[n, k]` per-component log-densities log N(x | mu_k, W_k W_k^T + Psi_k)
   of `x [n, d]`, without the mixing weights."""
-  return _rows_of(_component_log_prob_nw, params, x)
+  return _rows_of(_scorers.component_log_prob, params, x)
 
 
 def log_prob(params: MFAParams, x: ArrayLike) -> jax.Array:
   """`[n]` mixture log-densities of `x [n, d]` (per-image log-likelihoods,
   e.g. anomaly scores)."""
-  return _rows_of(_log_prob, params, x)
+  return _rows_of(_scorers.log_prob, params, x)
 
 
 def e_step(params: MFAParams, x: ArrayLike, weights: ArrayLike | None = None) -> tuple[jax.Array, jax.Array]:
   """`(mean_log_likelihood [], log_resp [n, k])` of `x [n, d]` (optional `[n]`
   sample weights weigh the mean), as `gmmjax.e_step`."""
-  return _rows_of(_e_step, params, x, weights)
+  return _rows_of(_scorers.e_step, params, x, weights)
 
 
 def predict(params: MFAParams, x: ArrayLike) -> jax.Array:
   """`[n]` index of the most probable component of each point."""
-  return _rows_of(_predict, params, x)
+  return _rows_of(_scorers.predict, params, x)
 
 
 def posterior(params: MFAParams, x: ArrayLike) -> tuple[jax.Array, jax.Array, jax.Array]:
