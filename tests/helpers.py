@@ -65,6 +65,23 @@ def call_with_encoder_input(monkeypatch, cls, method_name, x_in, fn):
     monkeypatch.undo()
 
 
+def fake_devices_report(script: str, n_devices: int = 8, timeout: int = 900) -> dict:
+  """Runs the test module `script` as a script with `n_devices` fake CPU devices and returns the JSON it
+  prints last. The device count is fixed when JAX starts, hence the subprocess; the module's
+  `__main__` block computes the differences and its tests judge them."""
+  import json
+  import os
+  import subprocess
+  import sys
+
+  flags = f"{os.environ.get('XLA_FLAGS', '')} --xla_force_host_platform_device_count={n_devices}"
+  env = dict(os.environ, XLA_FLAGS=flags, JAX_PLATFORMS="cpu")
+  proc = subprocess.run([sys.executable, script], env=env, cwd=os.path.dirname(os.path.abspath(script)),
+                        capture_output=True, text=True, timeout=timeout, check=False)
+  assert proc.returncode == 0, proc.stderr[-4000:]
+  return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
 def optimized_jit(fn, **kwargs):
   """`jax.jit` with LLVM's optimisation passes on, for the few long-running programs: the suite's
   `--xla_backend_optimization_level=0` (tests/conftest.py) runs them about twice as slowly."""

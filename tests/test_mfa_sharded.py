@@ -6,10 +6,10 @@ run in a subprocess (this file as a script) that reports differences as JSON.
 
 import json
 import os
-import subprocess
 import sys
 
 import pytest
+from helpers import fake_devices_report
 
 pytestmark = pytest.mark.slow
 
@@ -47,13 +47,7 @@ def _worker() -> dict:
 
 @pytest.fixture(scope="module")
 def report():
-  env = dict(os.environ, XLA_FLAGS=f"{os.environ.get('XLA_FLAGS', '')} --xla_force_host_platform_device_count={N_DEVICES}",
-             JAX_PLATFORMS="cpu")
-  here = os.path.dirname(os.path.abspath(__file__))
-  proc = subprocess.run([sys.executable, __file__], env=env, cwd=here, capture_output=True, text=True, timeout=600,
-                        check=False)
-  assert proc.returncode == 0, proc.stderr[-4000:]
-  return json.loads(proc.stdout.strip().splitlines()[-1])
+  return fake_devices_report(__file__, N_DEVICES)
 
 
 @pytest.mark.parametrize("isotropic", [False, True])

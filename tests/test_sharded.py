@@ -7,10 +7,10 @@ it reports maximum differences as JSON and the tests below judge them.
 
 import json
 import os
-import subprocess
 import sys
 
 import pytest
+from helpers import fake_devices_report
 
 # One subprocess compiles ~20 sharded programs: over a minute on 2 CPU cores.
 pytestmark = pytest.mark.slow
@@ -116,11 +116,7 @@ def _worker() -> dict:
 
 @pytest.fixture(scope="module")
 def report():
-  env = dict(os.environ, XLA_FLAGS=f"{os.environ.get('XLA_FLAGS', '')} --xla_force_host_platform_device_count={N_DEVICES}", JAX_PLATFORMS="cpu")
-  here = os.path.dirname(os.path.abspath(__file__))
-  proc = subprocess.run([sys.executable, __file__], env=env, cwd=here, capture_output=True, text=True, timeout=600)
-  assert proc.returncode == 0, proc.stderr[-4000:]
-  return json.loads(proc.stdout.strip().splitlines()[-1])
+  return fake_devices_report(__file__, N_DEVICES)
 
 
 def test_runs_on_eight_devices(report):

@@ -6,10 +6,10 @@ As in test_sharded.py, the checks run in a subprocess started with
 
 import json
 import os
-import subprocess
 import sys
 
 import pytest
+from helpers import fake_devices_report
 
 pytestmark = pytest.mark.slow
 
@@ -53,12 +53,7 @@ def _worker() -> dict:
 
 @pytest.fixture(scope="module")
 def report():
-  env = dict(os.environ, XLA_FLAGS=f"{os.environ.get('XLA_FLAGS', '')} --xla_force_host_platform_device_count={N_DEVICES}",
-             JAX_PLATFORMS="cpu")
-  here = os.path.dirname(os.path.abspath(__file__))
-  proc = subprocess.run([sys.executable, __file__], env=env, cwd=here, capture_output=True, text=True, timeout=900)
-  assert proc.returncode == 0, proc.stderr[-4000:]
-  return json.loads(proc.stdout.strip().splitlines()[-1])
+  return fake_devices_report(__file__, N_DEVICES)
 
 
 @pytest.mark.parametrize("name", ["fit_full", "weighted_full", "fit_diag", "weighted_diag", "stream"])
