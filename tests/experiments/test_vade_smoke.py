@@ -103,8 +103,8 @@ def test_run_uses_the_configured_matmul_precision(tmp_path, monkeypatch):
 
 def test_gmvae_config_differs_from_default_only_in_the_model():
   default, gmvae = vade_train.load_config("default"), vade_train.load_config("gmvae")
-  assert default.model == "vade" and gmvae.model == "gmvae"
-  assert dataclasses.replace(gmvae, model="vade") == default
+  assert default.model == "vade" and gmvae.model == "gmvae" and gmvae.prior_covariance == "diag"
+  assert dataclasses.replace(gmvae, model="vade", prior_covariance=default.prior_covariance) == default
   assert isinstance(vade_train.build_model(gmvae), vade_train.gmvae.GMVAE)
   assert isinstance(vade_train.build_model(default), vade_train.vade.VaDE)
 
