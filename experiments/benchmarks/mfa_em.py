@@ -17,7 +17,6 @@ import argparse
 import datetime
 import functools
 import platform
-import time
 
 import jax
 import jax.numpy as jnp
@@ -25,23 +24,8 @@ import numpy as np
 
 from gmmjax import _em, _init
 from gmmjax._options import EMOptions
+from em_vs_sklearn import best_seconds, matmul_gflops
 from gmmjax.mfa import _fit
-
-
-def best_seconds(fn, repeats: int) -> float:
-  jax.block_until_ready(fn())
-  best = float("inf")
-  for _ in range(repeats):
-    t0 = time.perf_counter()
-    jax.block_until_ready(fn())
-    best = min(best, time.perf_counter() - t0)
-  return best
-
-
-def matmul_gflops(size: int = 4096, repeats: int = 3) -> float:
-  a = jnp.asarray(np.random.default_rng(0).standard_normal((size, size)), jnp.float32)
-  dot = jax.jit(jnp.dot)
-  return 2 * size**3 / best_seconds(lambda: dot(a, a), repeats) / 1e9
 
 
 def make_data(n, d, k, l, seed=0):
