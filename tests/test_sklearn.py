@@ -51,10 +51,11 @@ FAST_CHECKS = {
 }
 
 
-def _estimator_checks():
+def estimator_checks(estimator, expected_failed_checks=None):
+  """scikit-learn's checks of `estimator` as `parametrize` values, those outside `FAST_CHECKS` slow."""
   params = []
   for item in estimator_checks_generator(
-      GaussianMixture(), expected_failed_checks=EXPECTED_FAILED_CHECKS, mark="xfail", xfail_strict=True
+      estimator, expected_failed_checks=expected_failed_checks or {}, mark="xfail", xfail_strict=True
   ):
     values, marks = (item.values, list(item.marks)) if hasattr(item, "values") else (item, [])
     name = getattr(values[1], "func", values[1]).__name__
@@ -65,7 +66,7 @@ def _estimator_checks():
   return params
 
 
-@pytest.mark.parametrize("estimator, check", _estimator_checks())
+@pytest.mark.parametrize("estimator, check", estimator_checks(GaussianMixture(), EXPECTED_FAILED_CHECKS))
 def test_sklearn_estimator_checks(estimator, check):
   with warnings.catch_warnings():
     warnings.simplefilter("ignore", ConvergenceWarning)

@@ -7,8 +7,7 @@ import pytest
 from helpers import fast_only
 from sklearn import mixture
 from sklearn.exceptions import ConvergenceWarning
-from sklearn.utils.estimator_checks import estimator_checks_generator
-from test_sklearn import FAST_CHECKS
+from test_sklearn import estimator_checks
 
 from gmmjax import variational
 from gmmjax.sklearn import BayesianGaussianMixture
@@ -19,18 +18,7 @@ PRIOR = ("weight_concentration_prior_", "mean_precision_prior_", "mean_prior_", 
          "covariance_prior_")
 
 
-def _estimator_checks():
-  params = []
-  for item in estimator_checks_generator(BayesianGaussianMixture(), expected_failed_checks={}, mark="xfail",
-                                         xfail_strict=True):
-    values, marks = (item.values, list(item.marks)) if hasattr(item, "values") else (item, [])
-    name = getattr(values[1], "func", values[1]).__name__
-    marks += [] if name in FAST_CHECKS else [pytest.mark.slow]
-    params.append(pytest.param(*values, marks=marks, id=name))
-  return params
-
-
-@pytest.mark.parametrize("estimator, check", _estimator_checks())
+@pytest.mark.parametrize("estimator, check", estimator_checks(BayesianGaussianMixture()))
 def test_sklearn_estimator_checks(estimator, check):
   with warnings.catch_warnings():
     warnings.simplefilter("ignore", ConvergenceWarning)
