@@ -219,7 +219,7 @@ import jax, numpy as np, gmmjax
 from gmmjax.sklearn import GaussianMixture
 assert not jax.config.jax_enable_x64
 x = np.random.default_rng(0).standard_normal((400, 6))
-for k in (1, 2, 4):
+for k in (1, 4):  # one component, and several
   for cov in gmmjax.COVARIANCE_TYPES:
     r = gmmjax.fit(jax.random.key(0), x.astype(np.float32), k, covariance_type=cov)
     assert r.params.means.dtype == np.float32 and np.isfinite(float(r.log_likelihood)), (k, cov)
@@ -235,7 +235,7 @@ print("ok")
   assert out.stdout.strip() == "ok"
 
 
-@pytest.mark.slow  # a fresh interpreter and 40 fits
+@pytest.mark.slow  # a fresh interpreter and 24 fits
 def test_restarts_on_cpu_do_not_deadlock():
   # fit(..., n_init=2) used to hang for ever on a 2-core CPU, every thread idle:
   # vmap turned the precision Cholesky's retry `cond` into a select, so two
@@ -246,8 +246,12 @@ def test_restarts_on_cpu_do_not_deadlock():
 import jax, numpy as np, gmmjax
 rng = np.random.default_rng(0)
 x = (rng.standard_normal((2000, 34)) * rng.uniform(0.2, 2, 34)).astype(np.float32)
+# Compiled with LLVM's optimisations (the suite turns them off): the fits run several times faster and the
+# thread pool sees the same concurrent LAPACK calls.
+fit = jax.jit(lambda key, x: gmmjax.fit(key, x, 16, n_init=2, max_iter=10, reg_covar=1e-3),
+              compiler_options={"xla_backend_optimization_level": 2})
 for i in range(24):
-  jax.block_until_ready(gmmjax.fit(jax.random.key(i), x, 16, n_init=2, max_iter=10, reg_covar=1e-3))
+  jax.block_until_ready(fit(jax.random.key(i), x))
 print("ok")
 """
   env = {k: v for k, v in os.environ.items() if k != "JAX_ENABLE_X64"}

@@ -1,6 +1,5 @@
 """Every notebook in experiments/notebooks runs top to bottom with the small setting."""
 
-import os
 import pathlib
 
 import nbformat
@@ -18,9 +17,9 @@ def test_there_are_notebooks():
 @pytest.mark.slow
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
 def test_notebook_runs(path, tmp_path, monkeypatch):
-  # The kernel inherits this environment: small setting, this tree's gmmjax, no GPU preallocation.
+  # The kernel inherits this environment (and this tree's gmmjax through conftest's PYTHONPATH): small
+  # setting, no GPU preallocation.
   monkeypatch.setenv("GMMJAX_NOTEBOOK_SMALL", "1")
-  monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]))
   monkeypatch.setenv("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
   monkeypatch.setenv("MPLBACKEND", "module://matplotlib_inline.backend_inline")
   nb = nbformat.read(path, as_version=4)

@@ -132,7 +132,7 @@ def _snapshot(directory):
 
 @pytest.mark.slow
 def test_resumed_run_reports_the_full_training_time_and_generate_only_reads(tmp_path, monkeypatch):
-  fit, sleep_s = vade_train.gtrain.run, 3.0
+  fit, sleep_s = vade_train.gtrain.run, 1.5
 
   def slow_fit(*args, workdir, **kwargs):  # Each joint epoch takes at least `sleep_s` seconds.
     if str(workdir).endswith("joint"):
