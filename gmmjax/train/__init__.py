@@ -56,6 +56,8 @@ from ._loop import fit as fit
 from ._loop import run as run
 from ._workdir import WorkdirLockedError as WorkdirLockedError
 from ._workdir import read_metrics as read_metrics
+from ._workdir import read_results as read_results
+from ._workdir import write_results as write_results
 from ._optim import OptimizerConfig as OptimizerConfig
 from ._optim import make_optimizer as make_optimizer
 from ._optim import make_schedule as make_schedule
@@ -89,7 +91,9 @@ __all__ = [
     "make_train_step",
     "plots",
     "read_metrics",
+    "read_results",
     "replicate",
     "run",
     "shard_batch",
+    "write_results",
 ]
