@@ -68,6 +68,11 @@ def make_functions(config: Config, latent: str, scan: bool | None = None):
   return generator, init, run_chunk
 
 
+def num_chunks(config: Config) -> int:
+  """The `gmmjax.train.run` steps of one GAN: chunks of `log_every` GAN steps (the last may be shorter)."""
+  return -(-config.steps // min(config.log_every, config.steps))
+
+
 def train_gan(key: jax.Array, config: Config, latent: str, x_train: jax.Array,
               workdir: str | pathlib.Path, resume: str = "auto") -> tuple[gan.Generator, gtrain.TrainResult]:
   """Trains one GAN with `gmmjax.train.run` in `workdir`, resuming from its checkpoints.
@@ -95,7 +100,7 @@ def train_gan(key: jax.Array, config: Config, latent: str, x_train: jax.Array,
     return state, {**m, "seconds_per_step": (time.time() - t) / n}
 
   result = gtrain.run(
-      train_step, init(k_init), lambda c: c, key=k_train, num_steps=-(-config.steps // chunk),
+      train_step, init(k_init), lambda c: c, key=k_train, num_steps=num_chunks(config),
       batch_size=config.batch_size, workdir=workdir, seed=config.seed,
       checkpoint_every=max(1, -(-config.checkpoint_every // chunk)), log_every=1,
       config=dataclasses.asdict(config), resume=resume)
@@ -142,8 +147,7 @@ def train_and_evaluate(config: Config, workdir: str | pathlib.Path, resume: str 
   t_run = time.time()
   gans = [train_gan(jax.random.fold_in(k_gan, i), config, latent, x_train, workdir / latent, resume)
           for i, latent in enumerate(config.latents)]
-  if all(trained.resumed_from == -(-config.steps // min(config.log_every, config.steps))
-         for _, trained in gans):
+  if all(trained.resumed_from == num_chunks(config) for _, trained in gans):
     finished = gtrain.read_results(workdir, config, ignore=gtrain.CONFIG_IGNORE)
     if finished is not None:
       return finished
