@@ -98,3 +98,9 @@ def fast_only(values, *fast):
 
   return [v if v in fast else pytest.param(*(v if isinstance(v, tuple) else (v,)), marks=pytest.mark.slow)
           for v in values]
+
+
+def snapshot(directory) -> dict:
+  """{path: (size, mtime)} of a folder and everything in it: equal snapshots mean nothing was written."""
+  return {str(p.relative_to(directory)): (p.stat().st_size, p.stat().st_mtime_ns)
+          for p in [directory, *sorted(directory.rglob("*"))]}

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import json
 import pathlib
 import time
 
@@ -178,9 +177,10 @@ def _summary(auc: np.ndarray, classes, seeds) -> dict:
   """`auc: [C, S]` -> per-class mean/std and the mean over classes (mean +- std over seeds)."""
   per_seed_mean = auc.mean(0)  # [S]: mean AUROC over classes, per seed
   return {
-      "per_class_mean": {int(c): float(auc[i].mean()) for i, c in enumerate(classes)},
-      "per_class_std": {int(c): float(auc[i].std()) for i, c in enumerate(classes)},
-      "per_seed_mean": {int(s): float(v) for s, v in zip(seeds, per_seed_mean)},
+      # String keys, as in results.json.
+      "per_class_mean": {str(c): float(auc[i].mean()) for i, c in enumerate(classes)},
+      "per_class_std": {str(c): float(auc[i].std()) for i, c in enumerate(classes)},
+      "per_seed_mean": {str(s): float(v) for s, v in zip(seeds, per_seed_mean)},
       "mean": float(per_seed_mean.mean()),
       "std_over_seeds": float(per_seed_mean.std()),
   }
@@ -195,8 +195,8 @@ def _plot(results: dict, classes, path: pathlib.Path) -> None:
   width = 0.8 / len(DETECTORS)
   for j, det in enumerate(DETECTORS):
     s = results[det]
-    ax.bar(x + (j - (len(DETECTORS) - 1) / 2) * width, [s["per_class_mean"][c] for c in classes], width,
-           yerr=[s["per_class_std"][c] for c in classes], label=f"{det} (mean {s['mean']:.3f})")
+    ax.bar(x + (j - (len(DETECTORS) - 1) / 2) * width, [s["per_class_mean"][str(c)] for c in classes],
+           width, yerr=[s["per_class_std"][str(c)] for c in classes], label=f"{det} (mean {s['mean']:.3f})")
   ax.axhline(0.5, color="gray", lw=0.8, ls=":")
   ax.set_xticks(x, names, rotation=30, ha="right")
   ax.set_ylabel("AUROC")
@@ -211,7 +211,7 @@ def results_table(results: dict, classes) -> str:
   lines = ["| class | DAGMM energy | GMM on latents | GMM on transform features | combined |",
            "|---|---|---|---|---|"]
   for c in classes:
-    cells = [f"{results[d]['per_class_mean'][c]:.3f} +- {results[d]['per_class_std'][c]:.3f}"
+    cells = [f"{results[d]['per_class_mean'][str(c)]:.3f} +- {results[d]['per_class_std'][str(c)]:.3f}"
              for d in DETECTORS]
     lines.append(f"| {c} {gdata.FASHION_MNIST_CLASSES[c]} | " + " | ".join(cells) + " |")
   cells = [f"**{results[d]['mean']:.3f} +- {results[d]['std_over_seeds']:.3f}**" for d in DETECTORS]
@@ -222,7 +222,8 @@ def results_table(results: dict, classes) -> str:
 def train_and_evaluate(config: Config, workdir: str | pathlib.Path, resume: str = "auto") -> dict:
   """Trains all (class, seed) models, scores the test set with both detectors, writes the results.
 
-  `resume="force"` resumes a workdir that holds another config (recorded in `resumes.jsonl`).
+  `resume="force"` resumes a workdir that holds another config (recorded in `resumes.jsonl`). A finished
+  run is read: its results.json is returned and nothing is written.
 
   Returns:
     The results dictionary also written to `workdir/results.json`.
@@ -234,7 +235,13 @@ def train_and_evaluate(config: Config, workdir: str | pathlib.Path, resume: str 
   n_c, n_s = len(config.classes), len(config.seeds)
   class_idx = jnp.repeat(jnp.arange(n_c), n_s)  # model m = (class m // S, seed m % S)
 
+  t_run = time.time()
   trained = train_models(config, x_train, workdir, resume)
+  if trained.resumed_from == config.epochs:
+    finished = gtrain.read_results(workdir, config, ignore=gtrain.CONFIG_IGNORE)
+    if finished is not None:
+      return finished
+  own_training_s = time.time() - t_run
   params = trained.state.params
   history = [r for r in trained.history if r.get("split") == "train"]
   # One per epoch, including those of the run this one resumed.
@@ -261,11 +268,14 @@ def train_and_evaluate(config: Config, workdir: str | pathlib.Path, resume: str 
   # Median over the epochs after the first, which includes compilation.
   results["seconds_per_epoch"] = float(np.median(timings[1:] if len(timings) > 1 else timings))
   results["first_epoch_seconds"] = timings[0]
-  results["total_seconds"] = time.time() - t0
+  # The training time of every run that made the history, not only this one's part.
+  results["total_seconds"] = time.time() - t0 - own_training_s + (trained.elapsed_s or 0.0)
   results["device"] = str(jax.devices()[0].device_kind)
-  (workdir / "results.json").write_text(json.dumps(results, indent=2))
-  (workdir / "results.md").write_text(results_table(results, config.classes))
-  _plot(results, config.classes, workdir / "auroc_per_class.png")
-  gtrain.plots.plot_learning_curves(history, workdir / "learning_curves.png",
-                                    keys=[*dagmm.DAGMMLoss._fields, "transform"])
-  return results
+
+  def plots(workdir):
+    _plot(results, config.classes, workdir / "auroc_per_class.png")
+    gtrain.plots.plot_learning_curves(history, workdir / "learning_curves.png",
+                                      keys=[*dagmm.DAGMMLoss._fields, "transform"])
+
+  files = {"results.md": results_table(results, config.classes)}
+  return gtrain.write_results(workdir, config, results, files, plots)

@@ -68,6 +68,11 @@ def make_functions(config: Config, latent: str, scan: bool | None = None):
   return generator, init, run_chunk
 
 
+def num_chunks(config: Config) -> int:
+  """The `gmmjax.train.run` steps of one GAN: chunks of `log_every` GAN steps (the last may be shorter)."""
+  return -(-config.steps // min(config.log_every, config.steps))
+
+
 def train_gan(key: jax.Array, config: Config, latent: str, x_train: jax.Array,
               workdir: str | pathlib.Path, resume: str = "auto") -> tuple[gan.Generator, gtrain.TrainResult]:
   """Trains one GAN with `gmmjax.train.run` in `workdir`, resuming from its checkpoints.
@@ -95,7 +100,7 @@ def train_gan(key: jax.Array, config: Config, latent: str, x_train: jax.Array,
     return state, {**m, "seconds_per_step": (time.time() - t) / n}
 
   result = gtrain.run(
-      train_step, init(k_init), lambda c: c, key=k_train, num_steps=-(-config.steps // chunk),
+      train_step, init(k_init), lambda c: c, key=k_train, num_steps=num_chunks(config),
       batch_size=config.batch_size, workdir=workdir, seed=config.seed,
       checkpoint_every=max(1, -(-config.checkpoint_every // chunk)), log_every=1,
       config=dataclasses.asdict(config), resume=resume)
@@ -122,12 +127,14 @@ def results_table(results: dict) -> str:
 
 
 def train_and_evaluate(config: Config, workdir: str | pathlib.Path, resume: str = "auto") -> dict:
-  """Trains the classifier and both GANs, evaluates them, writes results; returns the results dict.
+  """Trains both GANs and the classifier, evaluates the GANs, writes results; returns the results dict.
 
   `resume="force"` resumes GANs whose workdir holds another config (recorded in `<latent>/resumes.jsonl`).
+  A finished run is read: its results.json is returned and nothing is written.
   """
   workdir = pathlib.Path(workdir)
-  workdir.mkdir(parents=True, exist_ok=True)
+  if not workdir.exists():
+    workdir.mkdir(parents=True)
   t0 = time.time()
   kw = dict(source="local", data_dir=config.data_dir, normalize="symmetric")
   train = gdata.load("fashion_mnist", split="train", limit=config.train_limit, **kw)
@@ -136,6 +143,15 @@ def train_and_evaluate(config: Config, workdir: str | pathlib.Path, resume: str 
   x_test = jnp.asarray(test.images[: config.n_eval], jnp.float32)
   key = jax.random.key(config.seed)
   k_cls, k_gan, k_eval = jax.random.split(key, 3)
+
+  t_run = time.time()
+  gans = [train_gan(jax.random.fold_in(k_gan, i), config, latent, x_train, workdir / latent, resume)
+          for i, latent in enumerate(config.latents)]
+  if all(trained.resumed_from == num_chunks(config) for _, trained in gans):
+    finished = gtrain.read_results(workdir, config, ignore=gtrain.CONFIG_IGNORE)
+    if finished is not None:
+      return finished
+  own_training_s = time.time() - t_run
 
   cls_model = fid.Classifier()
   cls_params = fid.train_classifier(k_cls, x_train, jnp.asarray(train.labels), steps=config.classifier_steps,
@@ -146,10 +162,8 @@ def train_and_evaluate(config: Config, workdir: str | pathlib.Path, resume: str 
   # Reference points: real training images against the real test images.
   results["models"]["real train images"] = _evaluate(cls_params, cls_model, x_train[: config.n_eval], real_feats)
 
-  curves = []
-  for i, latent in enumerate(config.latents):
-    generator, trained = train_gan(jax.random.fold_in(k_gan, i), config, latent, x_train, workdir / latent,
-                                   resume)
+  curves, grids = [], {}
+  for latent, (generator, trained) in zip(config.latents, gans):
     g_params = trained.state.g_params
     sample = jax.jit(lambda k: generator.apply({"params": g_params}, k, 1000))
     images = jnp.concatenate([sample(jax.random.fold_in(k_eval, j))
@@ -162,15 +176,21 @@ def train_and_evaluate(config: Config, workdir: str | pathlib.Path, resume: str 
       scales = generator.apply({"params": g_params}, method=lambda m: m.prior.scales())
       r["latent_scale_mean"] = float(jnp.mean(scales))
     results["models"][f"{latent} latent"] = r
-    _grid(np.asarray(images[:64]), workdir / f"samples_{latent}.png", f"{latent} latent")
+    grids[latent] = np.asarray(images[:64])
     # One line per GAN: the plot draws one line per "split".
     curves += [{**rec, "step": rec["gan_step"], "split": latent} for rec in trained.history]
-  gtrain.plots.plot_learning_curves(curves, workdir / "learning_curves.png",
-                                    keys=["d_loss", "g_loss", "scale_penalty"])
-  results["total_seconds"] = time.time() - t0
+  # The training time of every run that made the histories, not only this one's part.
+  elapsed_s = sum(trained.elapsed_s or 0.0 for _, trained in gans)
+  results["total_seconds"] = time.time() - t0 - own_training_s + elapsed_s
   results["device"] = str(jax.devices()[0].device_kind)
-  # Written with the results: the GANs' own config.json files are checked when they resume.
-  (workdir / "config.json").write_text(json.dumps(dataclasses.asdict(config), indent=2))
-  (workdir / "results.json").write_text(json.dumps(results, indent=2))
-  (workdir / "results.md").write_text(results_table(results))
-  return results
+
+  def plots(workdir):
+    for latent, images in grids.items():
+      _grid(images, workdir / f"samples_{latent}.png", f"{latent} latent")
+    gtrain.plots.plot_learning_curves(curves, workdir / "learning_curves.png",
+                                      keys=["d_loss", "g_loss", "scale_penalty"])
+
+  # The GANs' own config.json files are checked when they resume; this one goes with the results.
+  files = {"config.json": json.dumps(dataclasses.asdict(config), indent=2),
+           "results.md": results_table(results)}
+  return gtrain.write_results(workdir, config, results, files, plots)

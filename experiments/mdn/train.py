@@ -6,7 +6,6 @@ What the experiment shows, its commands and what a run writes: the docstring of 
 from __future__ import annotations
 
 import dataclasses
-import json
 import pathlib
 import time
 
@@ -79,7 +78,8 @@ def _plot(f_test, t_test, samples, path: pathlib.Path) -> None:
 def train_and_evaluate(config: Config, workdir: str | pathlib.Path, resume: str = "auto") -> dict:
   """Trains the MDN full-batch, compares held-out NLL with the true NLL, writes the results.
 
-  `resume="force"` resumes a workdir that holds another config (recorded in `resumes.jsonl`).
+  `resume="force"` resumes a workdir that holds another config (recorded in `resumes.jsonl`). A finished
+  run is read: its results.json is returned and nothing is written.
   """
   workdir = pathlib.Path(workdir)
   t0 = time.time()
@@ -95,21 +95,31 @@ def train_and_evaluate(config: Config, workdir: str | pathlib.Path, resume: str 
     features, targets = batch
     return mdn.nll(net.apply({"params": params}, features), targets), {}
 
+  t_run = time.time()
   trained = gtrain.run(
       gtrain.make_train_step(loss_fn), state, lambda step: (f, t), key=key, num_steps=config.steps,
       batch_size=config.n_train, workdir=workdir, seed=config.seed, checkpoint_every=config.checkpoint_every,
       log_every=100, config=dataclasses.asdict(config), resume=resume)
+  if trained.resumed_from == config.steps:
+    finished = gtrain.read_results(workdir, config, ignore=gtrain.CONFIG_IGNORE)
+    if finished is not None:
+      return finished
+  own_training_s = time.time() - t_run
   params = trained.state.params
   out = net.apply({"params": params}, jnp.asarray(f_test, jnp.float32))
   test_nll = float(mdn.nll(out, jnp.asarray(t_test, jnp.float32)))
   true_nll = float(-true_log_density(f_test, t_test, config).mean())
   gauss_nll = float(-stats.norm.logpdf(t_test[:, 0], t_train.mean(), t_train.std()).mean())
   samples = np.asarray(mdn.sample(jax.random.fold_in(key, 1), out))
-  _plot(f_test, t_test, samples, workdir / "samples.png")
+  # The training time of every run that made the history, not only this one's part.
+  total_s = time.time() - t0 - own_training_s + (trained.elapsed_s or 0.0)
   results = {"test_nll": test_nll, "true_nll": true_nll, "gap": test_nll - true_nll,
-             "unconditional_gaussian_nll": gauss_nll, "total_seconds": time.time() - t0}
-  (workdir / "results.json").write_text(json.dumps(results, indent=2))
+             "unconditional_gaussian_nll": gauss_nll, "total_seconds": total_s}
   history = [r for r in trained.history if r.get("split") == "train"]
-  gtrain.plots.plot_learning_curves(history, workdir / "learning_curves.png", keys=["loss", "grad_norm"],
-                                    log_y=True)
-  return results
+
+  def plots(workdir):
+    _plot(f_test, t_test, samples, workdir / "samples.png")
+    gtrain.plots.plot_learning_curves(history, workdir / "learning_curves.png", keys=["loss", "grad_norm"],
+                                      log_y=True)
+
+  return gtrain.write_results(workdir, config, results, plots=plots)

@@ -7,11 +7,8 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
-import json
-import os
 import pathlib
 import time
-import warnings
 from typing import Any
 
 import jax
@@ -171,7 +168,8 @@ def train_and_evaluate(config: Config, workdir: str | pathlib.Path, resume: str 
       `<phase>/resumes.jsonl`).
 
   Returns:
-    The results written to `workdir/results.json`.
+    The results written to `workdir/results.json`. A finished run is read: its results.json is returned and
+    nothing is written (a change of an evaluation-only field evaluates it again).
   """
   with jax.default_matmul_precision(config.matmul_precision):  # ValueError for an unknown name.
     return _train_and_evaluate(config, pathlib.Path(workdir), resume)
@@ -221,8 +219,7 @@ def _train_and_evaluate(config: Config, workdir: pathlib.Path, resume: str = "au
     )
     jax.block_until_ready(result.state)
     # The training time of all the calls that made this history (a resumed run adds its own part).
-    train_records = [r for r in result.history if r.get("split") == "train"]
-    total = train_records[-1].get("elapsed_s") if train_records else 0.0
+    total = result.elapsed_s
     timings[f"{name}_s"] = total
     timings[f"{name}_s_per_epoch"] = None if total is None else total / max(1, num_steps)
     return result
@@ -265,6 +262,10 @@ def _train_and_evaluate(config: Config, workdir: pathlib.Path, resume: str = "au
     return (uniform_epoch if int(e) < warmup else learned_epoch)(state, images, e)
 
   joint = run_phase(epoch, state, config.epochs, "joint")
+  if pre.resumed_from == config.pretrain_epochs and joint.resumed_from == config.epochs:
+    finished = gtrain.read_results(workdir, config, ignore=gtrain.CONFIG_IGNORE)
+    if finished is not None:
+      return finished
   params = joint.state.params
 
   # Evaluation.
@@ -291,14 +292,10 @@ def _train_and_evaluate(config: Config, workdir: pathlib.Path, resume: str = "au
       "after_gmm_init_first5": summarize_scores(init_scores[: min(5, n_seeds)]),
       "nan_free_seeds": int(np.sum(finite & np.isfinite(np.asarray(elbos)))),
       "timings": timings,
-      "config": config_dict,
   }
-  if not os.access(workdir, os.W_OK):  # A finished run in a read-only folder: evaluate, write nothing.
-    warnings.warn(f"{workdir} is read-only: results.json and the plots are not written", stacklevel=2)
-    return results
-  (workdir / "results.json").write_text(json.dumps(results, indent=2) + "\n")
-  _write_plots(config, model, params, images, workdir, joint.history, pre.history)
-  return results
+  return gtrain.write_results(
+      workdir, config, results,
+      plots=lambda workdir: _write_plots(config, model, params, images, workdir, joint.history, pre.history))
 
 
 def _seed0(tree):

@@ -21,6 +21,8 @@ State that is not trained by gradient (a GMM prior refitted by EM, batch statist
 the newest intact checkpoint in `workdir/checkpoints` and repeats the uninterrupted run step for step;
 a SIGKILL at any moment loses at most the steps since that checkpoint (see `run`). `fit` and
 `FitResult` are deprecated aliases of `run` and `TrainResult` (the names of the GMM fit).
+`write_results` stores an evaluation in `workdir/results.json` (last, atomically, with the config) and
+`read_results` returns it for the same config, so that rerunning a finished run reads it and writes nothing.
 
 With the data set on the device, `make_epoch` turns a one-model step into one jitted epoch: `vmap` over
 models (seeds, classes), `lax.scan` over batches (a loop of the jitted step on CPU where that is faster),
@@ -56,6 +58,8 @@ from ._loop import fit as fit
 from ._loop import run as run
 from ._workdir import WorkdirLockedError as WorkdirLockedError
 from ._workdir import read_metrics as read_metrics
+from ._workdir import read_results as read_results
+from ._workdir import write_results as write_results
 from ._optim import OptimizerConfig as OptimizerConfig
 from ._optim import make_optimizer as make_optimizer
 from ._optim import make_schedule as make_schedule
@@ -89,7 +93,9 @@ __all__ = [
     "make_train_step",
     "plots",
     "read_metrics",
+    "read_results",
     "replicate",
     "run",
     "shard_batch",
+    "write_results",
 ]

@@ -33,6 +33,12 @@ class TrainResult(NamedTuple):
   history: list[dict]
   resumed_from: int | None
 
+  @property
+  def elapsed_s(self) -> float | None:
+    """The training time of all the calls that made `history` (its last train record's "elapsed_s")."""
+    train = [r for r in self.history if r.get("split") == "train"]
+    return train[-1].get("elapsed_s") if train else None
+
 
 class ConfigMismatchError(CheckpointError):
   """The workdir holds a run with another configuration."""

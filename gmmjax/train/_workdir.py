@@ -4,6 +4,8 @@
   last record of each (split, step), so the history never shrinks and never holds a step twice.
 - `config.json` is replaced atomically (new file, fsync, rename) and compared on resume.
 - `lock` is held with `fcntl.flock` while a run writes, so that two processes never share a workdir.
+- `results.json` (an experiment's evaluation, with its config) is written last and atomically; a finished
+  run is read from it, so that evaluating a finished run writes nothing.
 """
 
 import contextlib
@@ -14,6 +16,8 @@ import json
 import os
 import pathlib
 import time
+import warnings
+from collections.abc import Callable
 from typing import Any
 
 METRICS_FILE = "metrics.jsonl"
@@ -192,3 +196,47 @@ class WorkdirLock:
     if self._fd is not None:
       os.close(self._fd)  # Closing the descriptor drops the flock.
       self._fd, self._mode = None, None
+
+
+RESULTS_FILE = "results.json"
+
+
+def read_results(workdir: os.PathLike, config: Any, ignore=()) -> dict | None:
+  """The results in `workdir/results.json` if `write_results` wrote them for `config`, else None.
+
+  A finished run is read rather than evaluated again, so that reading it never writes. Fields in `ignore`
+  may differ (they do not change the results).
+  """
+  path = pathlib.Path(workdir) / RESULTS_FILE
+  try:
+    results = json.loads(path.read_text())
+  except (FileNotFoundError, json.JSONDecodeError):
+    return None
+  if not isinstance(results, dict) or "config" not in results:
+    return None
+  return None if config_differences(results["config"], jsonable(config), ignore) else results
+
+
+def write_results(workdir: os.PathLike, config: Any, results: dict, files: dict[str, str] | None = None,
+                  plots: Callable[[pathlib.Path], None] | None = None) -> dict:
+  """Writes a run's results: `plots(workdir)`, the text `files` {name: text}, then `results.json`.
+
+  `results.json` (with the config under "config") is written last and atomically, so that its presence
+  means the other files are complete. A read-only workdir (a finished run being evaluated) gets a
+  warning and nothing is written.
+
+  Returns:
+    The results as `read_results` returns them (JSON types: lists, string keys).
+  """
+  workdir = pathlib.Path(workdir)
+  results = json.loads(json.dumps({**results, "config": jsonable(config)}))
+  if not os.access(workdir, os.W_OK):
+    warnings.warn(f"{workdir} is read-only: {RESULTS_FILE} and the other results are not written",
+                  stacklevel=2)
+    return results
+  if plots is not None:
+    plots(workdir)
+  for name, text in (files or {}).items():
+    atomic_write_text(workdir / name, text)
+  atomic_write_text(workdir / RESULTS_FILE, json.dumps(results, indent=2) + "\n")
+  return results

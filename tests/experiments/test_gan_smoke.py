@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from gmmjax import train as gtrain
-
+from helpers import snapshot
 
 from experiments.gan import train as gan_train
 from experiments.gan.configs import get_config  # noqa: E402
@@ -33,6 +33,11 @@ def test_tiny_config_end_to_end(tmp_path):
     assert r["frechet_distance"] >= 0 and 1 <= r["coverage"] <= 10
   # Real images are far closer to real images than an almost untrained generator's.
   assert models["real train images"]["frechet_distance"] < models["mixture latent"]["frechet_distance"]
+  assert json.loads((tmp_path / "results.json").read_text()) == results
+  # The command again on the finished run reads it: the same results and times, nothing written.
+  before = snapshot(tmp_path)
+  assert gan_train.train_and_evaluate(config, tmp_path) == results
+  assert snapshot(tmp_path) == before
 
 
 def _without_timings(history):

@@ -9,6 +9,7 @@ import pytest
 from scipy import integrate
 
 from gmmjax import train
+from helpers import snapshot
 
 from experiments.mdn import train as mdn_train
 from experiments.mdn.configs import get_config  # noqa: E402
@@ -47,14 +48,19 @@ def test_rerun_resumes_from_the_checkpoints(tmp_path, monkeypatch):
 
   def run():
     results = mdn_train.train_and_evaluate(config, tmp_path)
-    del results["total_seconds"]
     history = [{k: v for k, v in r.items() if k != "elapsed_s"} for r in train.read_metrics(tmp_path)]
     return results, history
 
   first, first_metrics = run()
   assert sorted(int(p.name) for p in (tmp_path / "checkpoints").iterdir() if p.name.isdigit()) == [30, 60]
   assert [r["step"] for r in train.read_metrics(tmp_path)] == list(range(1, 61))
+  # The finished run is read: the same results and times, nothing written.
+  before = snapshot(tmp_path)
   assert run() == (first, first_metrics)
+  assert snapshot(tmp_path) == before
   shutil.rmtree(tmp_path / "checkpoints" / "60")  # as if killed after step 30
-  assert run() == (first, first_metrics)
+  again, again_metrics = run()
+  assert again_metrics == first_metrics
+  del again["total_seconds"], first["total_seconds"]
+  assert again == first
   assert resumed_from == [None, 60, 30]

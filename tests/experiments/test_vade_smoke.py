@@ -3,12 +3,15 @@ generate."""
 
 import dataclasses
 import json
+import os
 import shutil
 import time
 
 import jax
 import numpy as np
 import pytest
+
+from helpers import snapshot
 
 from experiments.vade import generate as vade_generate
 from experiments.vade import train as vade_train
@@ -125,11 +128,6 @@ def test_uniform_weights_warmup_is_the_uniform_model_until_p_c_is_released(tmp_p
     vade_train.build_model(vade_train.load_config("tiny", ["uniform_weights_epochs=-1"]))
 
 
-def _snapshot(directory):
-  return {str(p.relative_to(directory)): (p.stat().st_size, p.stat().st_mtime_ns)
-          for p in [directory, *sorted(directory.rglob("*"))]}
-
-
 @pytest.mark.slow
 def test_resumed_run_reports_the_full_training_time_and_generate_only_reads(tmp_path, monkeypatch):
   fit, sleep_s = vade_train.gtrain.run, 1.5
@@ -157,16 +155,21 @@ def test_resumed_run_reports_the_full_training_time_and_generate_only_reads(tmp_
   with pytest.raises(vade_train.gtrain.ConfigMismatchError, match="learning_rate"):
     vade_train.train_and_evaluate(changed, tmp_path)
 
-  before = _snapshot(tmp_path)
+  before = snapshot(tmp_path)
   _, model, params = vade_generate.load_trained(tmp_path)  # Reading never writes.
   images, _ = vade_generate.generate(jax.random.key(0), model, params, 3, per_component=False)
   assert images.shape == (3, 28, 28, 1)
-  assert _snapshot(tmp_path) == before
-  # Evaluating the finished run in a folder it cannot write to (root writes anyway: pretend).
-  access = vade_train.os.access
-  monkeypatch.setattr(vade_train.os, "access",
+  assert snapshot(tmp_path) == before
+  # The command again on the finished run reads it: the same results and times, nothing written.
+  assert vade_train.train_and_evaluate(config, tmp_path) == again
+  assert snapshot(tmp_path) == before
+  # Another evaluation-only setting evaluates it again, in a folder it cannot write to (root writes anyway:
+  # pretend).
+  access = os.access
+  monkeypatch.setattr(os, "access",
                       lambda path, mode: False if str(path) == str(tmp_path) else access(path, mode))
   with pytest.warns(UserWarning, match="read-only"):
-    evaluated = vade_train.train_and_evaluate(config, tmp_path)
-  assert evaluated["per_seed"][0]["acc"] == again["per_seed"][0]["acc"]
-  assert _snapshot(tmp_path) == before
+    evaluated = vade_train.train_and_evaluate(dataclasses.replace(config, eval_size=200), tmp_path)
+  assert evaluated["config"]["eval_size"] == 200
+  assert evaluated["timings"]["joint_s"] == again["timings"]["joint_s"]
+  assert snapshot(tmp_path) == before

@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 
 from gmmjax import train
+from helpers import snapshot
 
 sys.path.insert(0, str(pathlib.Path(__file__).parent))
 import resume_worker  # noqa: E402
@@ -35,11 +36,6 @@ def _assert_same_params(a, b):
 
 def _train_losses(history):
   return [(r["step"], r["loss"]) for r in history if r["split"] == "train"]
-
-
-def _snapshot(directory: pathlib.Path) -> dict:
-  return {str(p.relative_to(directory)): (p.stat().st_size, p.stat().st_mtime_ns)
-          for p in [directory, *sorted(directory.rglob("*"))]}
 
 
 @pytest.mark.slow
@@ -159,7 +155,7 @@ def test_damaged_latest_checkpoint_falls_back_to_newest_intact_one(tmp_path):
 def test_reading_a_finished_run_writes_nothing(tmp_path):
   config = {"learning_rate": 1e-3}
   done = resume_worker.run(tmp_path, 6, config=config)
-  before = _snapshot(tmp_path)
+  before = snapshot(tmp_path)
   modes = {p: p.stat().st_mode for p in [tmp_path, *tmp_path.rglob("*")]}
   for p in modes:  # Read-only for a user who is not root (root writes anyway; the snapshot tells).
     p.chmod(modes[p] & ~0o222)
@@ -168,7 +164,38 @@ def test_reading_a_finished_run_writes_nothing(tmp_path):
   finally:
     for p, mode in modes.items():
       p.chmod(mode)
-  assert _snapshot(tmp_path) == before
+  assert snapshot(tmp_path) == before
   assert again.resumed_from == 6
   _assert_same_params(again.state, done.state)
   assert [r["step"] for r in again.history] == list(range(1, 7))
+
+
+def test_results_are_written_last_and_read_back_only_for_their_config(tmp_path):
+  config = {"learning_rate": 1e-3, "progress": True, "classes": (0, 7)}
+  seen = []
+
+  def plots(workdir):  # The results' other files come first: results.json marks them complete.
+    seen.append(sorted(p.name for p in workdir.iterdir()))
+    (workdir / "plot.png").write_bytes(b"png")
+
+  assert train.read_results(tmp_path, config) is None
+  written = train.write_results(tmp_path, config, {"auc": {0: 0.5}, "t": np.float64(2.0)},
+                                {"results.md": "| table |\n"}, plots)
+  assert seen == [[]]
+  assert written == {"auc": {"0": 0.5}, "t": 2.0, "config": {"learning_rate": 1e-3, "progress": True,
+                                                                 "classes": [0, 7]}}
+  assert (tmp_path / "results.md").read_text() == "| table |\n"
+  assert train.read_results(tmp_path, config) == written
+  assert train.read_results(tmp_path, {**config, "progress": False}, ignore=train.CONFIG_IGNORE) == written
+  assert train.read_results(tmp_path, {**config, "progress": False}) is None
+  assert train.read_results(tmp_path, {**config, "learning_rate": 1e-2}, ignore=train.CONFIG_IGNORE) is None
+  (tmp_path / "results.json").write_text('{"auc": ')  # Torn by hand: evaluated again, not an error.
+  assert train.read_results(tmp_path, config) is None
+
+  before = snapshot(tmp_path)
+  access = os.access
+  with pytest.MonkeyPatch.context() as m:  # Root writes anyway: pretend the folder is read-only.
+    m.setattr(os, "access", lambda path, mode: False if str(path) == str(tmp_path) else access(path, mode))
+    with pytest.warns(UserWarning, match="read-only"):
+      assert train.write_results(tmp_path, config, {"auc": 1.0}, plots=plots)["auc"] == 1.0
+  assert snapshot(tmp_path) == before and len(seen) == 1
