@@ -21,10 +21,10 @@ import platform
 import jax
 import jax.numpy as jnp
 import numpy as np
+from em_vs_sklearn import best_seconds, matmul_gflops
 
 from gmmjax import _em, _init
 from gmmjax._options import EMOptions
-from em_vs_sklearn import best_seconds, matmul_gflops
 from gmmjax.mfa import _fit
 
 
@@ -69,7 +69,7 @@ def main():
 
   x = jnp.asarray(make_data(n, d, k, l))
   options = _fit.MFAOptions(k, l, init="kmeans++", n_power_iter=2)
-  x, w, options = _em._padded(x, None, options)
+  x, w, options = _fit._padded(x, None, options)
   x = jnp.asarray(x)
   frame, reg, mfa_params, gmm_params = _starts(jax.random.key(0), x, w, options=options)
 
