@@ -197,13 +197,18 @@ def chunk_width(d: int, k: int, l: int) -> int:
   return 4 * max(d, k * l)
 
 
+def _chunk_rows(n: int, params: MFAParams) -> int:
+  return _chunking.default_chunk_size(n, chunk_width(*params.factors.shape))
+
+
 def map_residuals(params: MFAParams, xs: jax.Array, ez: jax.Array, fn, per_component):
-  """`fn(e, a_k)` of each component's residuals e = x - mu_k - W_k z*_k `[c, d]`
-  of the rows `xs [c, d]` (`ez [c, k, l]` their z*), stacked over k; `a` is
-  any pytree of `[k, ...]` arrays. One component at a time, and taken anew by
-  every pass that needs them: storing the `[k, c, d]` residuals of a chunk
-  between passes costs more memory traffic than the thin `[c, l] x [l, d]`
-  GEMM that recomputes them."""
+  """`fn(e, a_k)` stacked over the components k, with e = x - mu_k - W_k z*_k
+  `[c, d]` the residuals of the rows `xs [c, d]` (`ez [c, k, l]` their z*)
+  and `a_k` the k-th slice of `per_component` (arrays `[k, ...]`). One
+  component at a time, and taken anew by every use: on CPU, keeping a chunk's
+  `[k, c, d]` residuals between the quadratic form and the noise statistics
+  costs more (memory traffic) than the thin `[c, l] x [l, d]` GEMM that
+  recomputes them."""
 
   def one(t):
     mean, factors, z, a = t
@@ -237,7 +242,7 @@ def _component_log_prob(params: MFAParams, x: jax.Array, with_weights: bool = Tr
   # No shift of origin: every term is taken on the differences x - mu_k.
   fac = factorise(params, with_weights)
   fn = lambda rows: chunk_terms(fac, params, rows[0])[0]
-  return _chunking.chunked_map(fn, (x,), _chunking.default_chunk_size(x.shape[0], chunk_width(*params.factors.shape)))
+  return _chunking.chunked_map(fn, (x,), _chunk_rows(x.shape[0], params))
 
 
 _scorers = scorers(_component_log_prob)
@@ -251,7 +256,7 @@ def _posterior(params, x, w):
     lp, ez = chunk_terms(fac, params, rows[0])
     return jnp.concatenate([jax.nn.log_softmax(lp, axis=-1)[:, :, None], ez], axis=-1)
 
-  out = _chunking.chunked_map(fn, (x,), _chunking.default_chunk_size(x.shape[0], chunk_width(*params.factors.shape)))
+  out = _chunking.chunked_map(fn, (x,), _chunk_rows(x.shape[0], params))
   return jnp.exp(out[:, :, 0]), out[:, :, 1:], fac.m_inv
 
 
