@@ -70,7 +70,7 @@ def ndb(train: np.ndarray, samples: np.ndarray, centroids: np.ndarray, alpha: fl
 
 def seconds_per_iteration(x, params, reg_covar, chunk_size=None, repeats=2) -> float:
   """One jitted EM step (pass and M-step) on the padded data, best of `repeats`."""
-  xp, w, options = _em._padded(x, None, _fit.MFAOptions(params.n_components, params.n_factors))
+  xp, w, options = _fit._padded(x, None, _fit.MFAOptions(params.n_components, params.n_factors))
   xp = jnp.asarray(xp)
   frame, reg = _em.working_frame(_em.Local(), xp, w, jnp.asarray(reg_covar, xp.dtype))
   start = _model.to_frame(params, frame)

@@ -28,7 +28,7 @@ import jax.numpy as jnp
 from jax.scipy.linalg import cho_factor, cho_solve
 from jax.typing import ArrayLike
 
-from .. import _checks, _em, _init, _linalg, _sharded, _stream
+from .. import _checks, _chunking, _em, _init, _linalg, _sharded, _stream
 from .._frame import Frame
 from .._options import EMOptions, positive_int
 from .._stats import safe_div, weighted_resp
@@ -79,7 +79,7 @@ def _chunk_fn_of(params: MFAParams):
   fac = _model.factorise(params)
 
   def fn(start, xs, wc):
-    lp, ez, e = _model.chunk_terms(fac, params, xs)
+    lp, ez = _model.chunk_terms(fac, params, xs)
     ll = jax.nn.logsumexp(lp, axis=-1)
     r, ll_sum, total = weighted_resp(jnp.exp(lp - ll[:, None]), ll, wc, xs.shape[0])
     c, k, l = ez.shape
@@ -88,8 +88,7 @@ def _chunk_fn_of(params: MFAParams):
     z_sum = jnp.sum(rez, axis=0)
     cov = counts[:, None, None] * fac.m_inv
     zz = jnp.einsum("ckl,ckm->klm", rez, ez, precision=_linalg.PRECISION) + cov
-    # sum r e^2 one component at a time on the stored residuals (see `chunk_terms`).
-    resid2 = jax.lax.map(lambda t: _linalg.mm(t[0], t[1] * t[1]), (r.T, e))
+    resid2 = _model.map_residuals(params, xs, ez, lambda e, rk: _linalg.mm(rk, e * e), r.T)
     # sum r (x - mu) [z*, 1]^T as GEMMs with the rows as the shared operand, then
     # sum r e [z*, 1]^T = that - W sum r z* [z*, 1]^T (terms of the size of e: see
     # `m_step_checked`).
@@ -107,7 +106,7 @@ def _chunk_fn_of(params: MFAParams):
 def em_stats(backend, params: MFAParams, x, w, frame: Frame, chunk_size) -> MFAStats:
   """E-step statistics of one pass, in the working coordinates of `params`."""
   return backend.reduce_stats(_chunk_fn_of, (params,), x, w, frame=frame, chunk_size=chunk_size, merge=merge,
-                              psum=psum, width=params.means.size)
+                              psum=psum, width=_model.chunk_width(*params.factors.shape))
 
 
 def m_step_checked(stats: MFAStats, params: MFAParams, reg) -> tuple[MFAParams, jax.Array]:
@@ -197,12 +196,13 @@ def _power_chunk_fn_of(centers, q):
   offsets = jnp.einsum("kd,kdl->kl", centers, q, precision=_linalg.PRECISION)
 
   def fn(start, xs, wc):
-    h = jax.nn.one_hot(jnp.argmin(_init._sq_dist(xs, centers), axis=1), k, dtype=xs.dtype)
+    nearest = jnp.argmin(_init._sq_dist(xs, centers), axis=1)
+    h = jax.nn.one_hot(nearest, k, dtype=xs.dtype)
     h = h if wc is None else h * wc[:, None]
     proj = h[:, :, None] * (_linalg.mm(xs, stacked).reshape(-1, k, l) - offsets[None])
     ys = jnp.transpose(_linalg.mm(xs.T, proj.reshape(-1, k * l)).reshape(d, k, l), (1, 0, 2))
     ys = ys - centers[:, :, None] * jnp.sum(proj, axis=0)[:, None, :]
-    sq = jnp.sum(h[:, :, None] * (xs[:, None, :] - centers[None]) ** 2, axis=(0, 2))
+    sq = _linalg.mm(jnp.sum((xs - centers[nearest]) ** 2, axis=1), h)  # no [c, k, d] array
     return ys, jnp.sum(h, axis=0), sq
 
   return fn
@@ -225,7 +225,7 @@ def initial_params(key, x, w, reg, frame: Frame, *, backend, options: MFAOptions
   def scatter_times(q):
     return backend.reduce_stats(_power_chunk_fn_of, (centers, q), x, w, frame=frame,
                                 chunk_size=options.chunk_size, merge=lambda a, b: jax.tree.map(jnp.add, a, b),
-                                psum=jax.lax.psum, width=k * d)
+                                psum=jax.lax.psum, width=_model.chunk_width(d, k, l))
 
   q = jax.lax.fori_loop(0, options.n_power_iter, lambda i, q: jnp.linalg.qr(scatter_times(q)[0])[0], q0)
   sq, counts, trace = scatter_times(q)
@@ -314,7 +314,7 @@ def fit(
   rows = _sharded.row_sharding(x)
   if rows is None:
     backend = _em.Local()
-    x, w, options = _em._padded(x, w, options)
+    x, w, options = _padded(x, w, options)
   else:
     backend = _sharded.Sharded(*rows)
     _sharded.check_rows(x, *rows)
@@ -325,6 +325,14 @@ def fit(
                 options=options)
   _em.check_failed(result.failed)
   return result
+
+
+def _padded(x, w, options: MFAOptions):
+  """Rows padded to their size class, and the options with its chunk size
+  (`_em._padded` with this model's default chunk)."""
+  chunk = options.chunk_size or _chunking.default_chunk_size(
+      x.shape[0], _model.chunk_width(x.shape[1], options.n_components, options.n_factors))
+  return _em._padded(x, w, dataclasses.replace(options, chunk_size=chunk))
 
 
 def _check_fit_args(options: MFAOptions, x, tol, reg_covar, init_params) -> MFAParams | None:

@@ -189,9 +189,36 @@ def factorise(params: MFAParams, with_weights: bool = True) -> Factorised:
   return Factorised(1 / psi, jnp.transpose(proj, (2, 0, 1)).reshape(d, k * l), m_inv, const)
 
 
+def chunk_width(d: int, k: int, l: int) -> int:
+  """Elements per row that size a pass's chunks (`_chunking.default_chunk_size`):
+  a chunk holds the `[c, k l]` latent means (and a few arrays like them) and,
+  one component at a time, the `[c, d]` residuals with their temporaries
+  (about four arrays); never a `[c, k, d]` array."""
+  return 4 * max(d, k * l)
+
+
+def _chunk_rows(n: int, params: MFAParams) -> int:
+  return _chunking.default_chunk_size(n, chunk_width(*params.factors.shape))
+
+
+def map_residuals(params: MFAParams, xs: jax.Array, ez: jax.Array, fn, per_component):
+  """`fn(e, a_k)` stacked over the components k, with e = x - mu_k - W_k z*_k
+  `[c, d]` the residuals of the rows `xs [c, d]` (`ez [c, k, l]` their z*)
+  and `a_k` the k-th slice of `per_component` (arrays `[k, ...]`). One
+  component at a time, and taken anew by every use: on CPU, keeping a chunk's
+  `[k, c, d]` residuals between the quadratic form and the noise statistics
+  costs more (memory traffic) than the thin `[c, l] x [l, d]` GEMM that
+  recomputes them."""
+
+  def one(t):
+    mean, factors, z, a = t
+    return fn(xs - mean[None, :] - jnp.matmul(z, factors.T, precision=_linalg.PRECISION), a)
+
+  return jax.lax.map(one, (params.means, params.factors, jnp.swapaxes(ez, 0, 1), per_component))
+
+
 def chunk_terms(fac: Factorised, params: MFAParams, xs: jax.Array):
-  """For rows `xs [c, d]`: `(log pi_k p(x | k) [c, k], z* = E[z | x, k] [c, k, l],
-  residuals e = x - mu_k - W_k z* [k, c, d])`.
+  """For rows `xs [c, d]`: `(log pi_k p(x | k) [c, k], z* = E[z | x, k] [c, k, l])`.
 
   The quadratic form is taken as the minimum it is,
   (x - mu)^T Sigma^-1 (x - mu) = min_z |Psi^-1/2 (x - mu - W z)|^2 + |z|^2,
@@ -200,31 +227,22 @@ def chunk_terms(fac: Factorised, params: MFAParams, xs: jax.Array):
   when the noise is small against the factors' variance (image pixels). An
   error in z* changes the minimum only to second order, so z* of all
   components comes from one GEMM of the rows against the `[d, k l]` maps;
-  the residuals are taken on the differences x - mu_k, one component at a
-  time (a `[c, d]` difference and a thin GEMM; on CPU several times faster
-  than a `[c, k, d]` broadcast), so a tight component far from the origin
-  keeps its digits.
+  the residuals are taken on the differences x - mu_k (`map_residuals`), so
+  a tight component far from the origin keeps its digits.
   """
   k, _, l = params.factors.shape
   means = params.means
   offsets = _linalg.mm(means.reshape(k, 1, -1), fac.proj.reshape(-1, k, l).transpose(1, 0, 2))[:, 0]  # [k, l]
   ez = _linalg.mm(xs, fac.proj).reshape(xs.shape[0], k, l) - offsets[None]
-
-  def one(t):
-    mean, factors, z, inv_psi = t
-    e = xs - mean[None, :] - jnp.matmul(z, factors.T, precision=_linalg.PRECISION)
-    return _linalg.mm(e * e, inv_psi), e
-
-  quad, e = jax.lax.map(one, (means, params.factors, jnp.swapaxes(ez, 0, 1), fac.inv_psi))
-  return fac.const[None, :] - 0.5 * (quad.T + jnp.sum(ez * ez, axis=-1)), ez, e
+  quad = map_residuals(params, xs, ez, lambda e, inv_psi: _linalg.mm(e * e, inv_psi), fac.inv_psi)
+  return fac.const[None, :] - 0.5 * (quad.T + jnp.sum(ez * ez, axis=-1)), ez
 
 
 def _component_log_prob(params: MFAParams, x: jax.Array, with_weights: bool = True) -> jax.Array:
   # No shift of origin: every term is taken on the differences x - mu_k.
   fac = factorise(params, with_weights)
-  width = params.n_components * params.n_features
   fn = lambda rows: chunk_terms(fac, params, rows[0])[0]
-  return _chunking.chunked_map(fn, (x,), _chunking.default_chunk_size(x.shape[0], width))
+  return _chunking.chunked_map(fn, (x,), _chunk_rows(x.shape[0], params))
 
 
 _scorers = scorers(_component_log_prob)
@@ -235,11 +253,10 @@ def _posterior(params, x, w):
   fac = factorise(params)
 
   def fn(rows):
-    lp, ez, _ = chunk_terms(fac, params, rows[0])
+    lp, ez = chunk_terms(fac, params, rows[0])
     return jnp.concatenate([jax.nn.log_softmax(lp, axis=-1)[:, :, None], ez], axis=-1)
 
-  width = params.n_components * params.n_features
-  out = _chunking.chunked_map(fn, (x,), _chunking.default_chunk_size(x.shape[0], width))
+  out = _chunking.chunked_map(fn, (x,), _chunk_rows(x.shape[0], params))
   return jnp.exp(out[:, :, 0]), out[:, :, 1:], fac.m_inv
 
 
