@@ -5,9 +5,9 @@ Run:  python -m experiments.vade.encode --workdir /tmp/fmnist_vade --out /tmp/fm
       python -m experiments.bayes.main --quick --data synthetic,pca --out /tmp/bayes   # a few minutes
 
 Data sets with a known number of groups: synthetic Gaussian clusters, and
-Fashion-MNIST's 70,000 images (10 classes) as 10-dimensional PCA codes and as
-the codes (encoder means) of a trained VaDE (`experiments.vade`, written by
-`experiments.vade.encode`). On each, `gmmjax.fit_variational` (truncated
+Fashion-MNIST's 70,000 images (10 classes) as the codes (encoder means) of a
+trained VaDE (`experiments.vade`, written by `experiments.vade.encode`) and as
+10-dimensional PCA codes. On each, `gmmjax.fit_variational` (truncated
 Dirichlet process, 30 components, scikit-learn's default prior) counts the
 components with expected weight above 1 %, and `gmmjax.select_n_components`
 picks k by BIC over a sweep of fits; both are timed (wall clock, compilation
@@ -66,8 +66,8 @@ def vade_codes(path, n):
 
 # key: (row name, candidates of the BIC sweep)
 DATASETS = {"synthetic": ("synthetic", range(1, 16)),
-            "pca": ("Fashion-MNIST PCA-10", range(2, 31, 2)),
-            "vade": ("Fashion-MNIST VaDE-10", range(2, 31, 2))}
+            "vade": ("Fashion-MNIST VaDE-10", range(2, 31, 2)),
+            "pca": ("Fashion-MNIST PCA-10", range(2, 31, 2))}
 
 
 def study(name, x, truth, candidates):
