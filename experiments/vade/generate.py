@@ -28,10 +28,11 @@ from .configs.base import Config
 
 def load_trained(
     workdir: str | pathlib.Path, seed_index: int = 0
-) -> tuple[Config, vade.VaDE | gmvae.GMVAE, vade.VaDEParams | gmvae.GMVAEParams]:
-  """`(config, model, params)` of seed `seed_index` from the newest intact joint-training checkpoint.
+) -> tuple[Config, vade.VaDE | gmvae.GMVAE, vade.VaDEParams | gmvae.GMVAEParams, int]:
+  """`(config, model, params, epoch)` of seed `seed_index` from the newest intact joint-training checkpoint.
 
-  Reads only; nothing in `workdir` is written.
+  `epoch` is the checkpoint's joint epoch: below `config.epochs` when the run was stopped early. Reads
+  only; nothing in `workdir` is written.
   """
   joint = pathlib.Path(workdir) / "joint"
   raw = json.loads((joint / "config.json").read_text())
@@ -55,7 +56,7 @@ def load_trained(
   if step is None:
     raise FileNotFoundError(
         f"no checkpoint in {joint / 'checkpoints'}; train first with experiments.vade.main")
-  return config, model, jax.tree.map(lambda a: a[seed_index], state.params)
+  return config, model, jax.tree.map(lambda a: a[seed_index], state.params), step
 
 
 def generate(
@@ -82,7 +83,7 @@ def main(argv=None):
   args = parser.parse_args(argv)
   if args.n < 1:
     parser.error("--n must be positive")
-  _, model, params = load_trained(args.workdir, args.seed_index)
+  _, model, params, _ = load_trained(args.workdir, args.seed_index)
   images, comps = generate(jax.random.key(args.seed), model, params, args.n, args.per_component)
   out = pathlib.Path(args.out)
   out.parent.mkdir(parents=True, exist_ok=True)

@@ -13,9 +13,9 @@ import pytest
 
 from helpers import snapshot
 
+from experiments.vade import encode as vade_encode
 from experiments.vade import generate as vade_generate
 from experiments.vade import train as vade_train
-
 
 
 @pytest.mark.slow
@@ -65,6 +65,16 @@ def test_tiny_run_writes_outputs_resumes_and_generates(tmp_path, model, prior_co
   assert arrays["images"].dtype == np.float32
   np.testing.assert_array_equal(arrays["components"], np.repeat(np.arange(config.n_components), 2))
   assert np.all((arrays["images"] >= 0) & (arrays["images"] <= 1))
+
+  out = tmp_path / "codes.npz"
+  vade_encode.main(["--workdir", str(tmp_path), "--seed_index", "1", "--out", str(out)])
+  arrays = np.load(out)
+  images, labels, _ = vade_train.load_images(config)
+  _, model, params, epoch = vade_generate.load_trained(tmp_path, seed_index=1)
+  assert arrays["epoch"] == arrays["epochs"] == epoch == config.epochs
+  assert arrays["codes"].shape == (len(images), config.latent_dim) and arrays["codes"].dtype == np.float32
+  np.testing.assert_array_equal(arrays["labels"], labels)
+  np.testing.assert_allclose(arrays["codes"], model.encode(params, images)[0], rtol=1e-5, atol=1e-6)
 
 
 def test_config_overrides_are_parsed_and_checked():
@@ -143,6 +153,7 @@ def test_resumed_run_reports_the_full_training_time_and_generate_only_reads(tmp_
   assert first["timings"]["joint_s"] >= config.epochs * sleep_s
   # Killed before the last joint checkpoint: the rerun trains one epoch and adds its time.
   shutil.rmtree(tmp_path / "joint" / "checkpoints" / str(config.epochs))
+  assert vade_generate.load_trained(tmp_path)[3] == config.epochs - 1
   again = vade_train.train_and_evaluate(config, tmp_path)
   assert again["per_seed"][0]["acc"] == first["per_seed"][0]["acc"]
   # The first run's epoch 1 plus the rerun's epoch 2 (and its compilation): at least the first total,
@@ -156,7 +167,7 @@ def test_resumed_run_reports_the_full_training_time_and_generate_only_reads(tmp_
     vade_train.train_and_evaluate(changed, tmp_path)
 
   before = snapshot(tmp_path)
-  _, model, params = vade_generate.load_trained(tmp_path)  # Reading never writes.
+  _, model, params, _ = vade_generate.load_trained(tmp_path)  # Reading never writes.
   images, _ = vade_generate.generate(jax.random.key(0), model, params, 3, per_component=False)
   assert images.shape == (3, 28, 28, 1)
   assert snapshot(tmp_path) == before
