@@ -10,7 +10,6 @@ import time
 import jax
 import numpy as np
 import pytest
-
 from helpers import snapshot
 
 from experiments.vade import encode as vade_encode
