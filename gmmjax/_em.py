@@ -345,7 +345,8 @@ def placed(x, w, options: EMOptions):
 def _padded(x, w, options: EMOptions):
   """Rows padded to their size class, and the options with its chunk size."""
   chunk = options.chunk_size or _chunking.default_chunk_size(x.shape[0], options.n_components * x.shape[1])
-  x, w = _padding.pad_rows(x, w, _padding.size_class(x.shape[0], chunk))
+  rows, chunk = _padding.chunked_size_class(x.shape[0], chunk)
+  x, w = _padding.pad_rows(x, w, rows)
   return x, w, dataclasses.replace(options, chunk_size=chunk)
 
 
