@@ -345,7 +345,14 @@ def placed(x, w, options: EMOptions):
 def _padded(x, w, options: EMOptions):
   """Rows padded to their size class, and the options with its chunk size."""
   chunk = options.chunk_size or _chunking.default_chunk_size(x.shape[0], options.n_components * x.shape[1])
-  x, w = _padding.pad_rows(x, w, _padding.size_class(x.shape[0], chunk))
+  n = x.shape[0]
+  if n * options.n_components * x.shape[1] > _SMALL_WORK:
+    # Padding rows cost every iteration their share; small work spends its time
+    # compiling, so it keeps the fewer, coarser classes.
+    rows, chunk = _padding.chunked_size_class(n, chunk)
+  else:
+    rows = _padding.size_class(n, chunk)
+  x, w = _padding.pad_rows(x, w, rows)
   return x, w, dataclasses.replace(options, chunk_size=chunk)
 
 

@@ -20,6 +20,9 @@ def test_size_classes():
       4096, 4096, 4096, 16384, 16384, 32768, 65536]
   assert _padding.size_class(3000, 1024) == 3072  # whole chunks above the chunk size
   assert _padding.size_class(100, 1024) == 1024
+  # A chunked pass pads to eighths of a chunk, not whole chunks: (rows, rows per chunk).
+  assert [_padding.chunked_size_class(n, 4096) for n in (3000, 4097, 6000, 8193, 100_000)] == [
+      (4096, 4096), (5120, 2560), (6144, 3072), (9216, 3072), (102_400, 4096)]
 
 
 def test_fits_of_one_size_class_compile_once():
