@@ -27,11 +27,10 @@ def chunked_size_class(n: int, chunk_size: int) -> tuple[int, int]:
   """Rows a chunked pass over `n` rows is compiled for, and its rows per chunk:
   `size_class` up to `chunk_size`; above it, the fewest chunks of at most
   `chunk_size` rows, each a whole number of eighths of it (at most four
-  classes per chunk count). Every padding row costs a pass as much as a data
-  row: whole chunks of 4096 made 6000 rows 8192, 1.37x the work of each EM
-  iteration; these make them 6144, and pad at most a quarter (two chunks).
-  More classes mean more compiles: for work where compiling dominates,
-  `size_class` is the better trade."""
+  classes per chunk count), so at most a quarter more rows (two chunks), where
+  whole chunks could nearly double them. A padding row costs every pass as
+  much as a data row; more classes mean more compiles, so where compiling
+  dominates `size_class` is the better trade."""
   if n <= chunk_size:
     return size_class(n, chunk_size), chunk_size
   n_chunks = -(-n // chunk_size)
