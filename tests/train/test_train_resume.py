@@ -16,7 +16,7 @@ from gmmjax import train
 
 WORKER = pathlib.Path(__file__).with_name("resume_worker.py")
 ENV = {**os.environ, "JAX_PLATFORMS": "cpu"}
-KILL_STEPS = 30
+KILL_STEPS = 45
 
 
 def _train_losses(workdir):
@@ -52,7 +52,7 @@ def test_sigkill_at_random_moments_loses_nothing(tmp_path):
 
   kills, resumed_from = 0, None
   for attempt in range(40):
-    proc = _start(workdir, "--sleep", "0.01")  # Steps of ~10 ms: saves are a good part of the time.
+    proc = _start(workdir, "--sleep", "0.02")  # Steps of ~20 ms: a kill window (<= 0.3 s) spans a few saves.
     if attempt % 4 == 3:
       time.sleep(rng.uniform(0.0, 4.0))  # Anywhere, startup and restore included.
     else:  # Somewhere in training: after this run's first new record.
