@@ -13,9 +13,9 @@ import threading
 import jax
 import numpy as np
 import pytest
+from helpers import snapshot
 
 from gmmjax import train
-from helpers import snapshot
 
 sys.path.insert(0, str(pathlib.Path(__file__).parent))
 import resume_worker  # noqa: E402
