@@ -55,6 +55,11 @@ def mixture_data(seed, params, n):
   return x, z
 
 
+def max_abs_diff(a, b) -> float:
+  """The largest absolute difference between matching leaves of two pytrees."""
+  return max(float(np.max(np.abs(np.asarray(u) - np.asarray(v)))) for u, v in zip(jax.tree.leaves(a), jax.tree.leaves(b)))
+
+
 def call_with_encoder_input(monkeypatch, cls, method_name, x_in, fn):
   """`fn()` while `cls.<method_name>(self, params, x)` reads `x_in` in place of `x`; returns its result."""
   original = getattr(cls, method_name)

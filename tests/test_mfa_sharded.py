@@ -9,7 +9,7 @@ import os
 import sys
 
 import pytest
-from helpers import fake_devices_report
+from helpers import fake_devices_report, max_abs_diff
 
 pytestmark = pytest.mark.slow
 
@@ -28,9 +28,8 @@ def _worker() -> dict:
   from gmmjax import mfa
 
   def diff(a, b):
-    leaves = zip(jax.tree.leaves(a.params), jax.tree.leaves(b.params))
     return {"n_iter": [int(a.n_iter), int(b.n_iter)], "ll": abs(float(a.log_likelihood - b.log_likelihood)),
-            "diff": max(float(np.max(np.abs(np.asarray(u) - np.asarray(v)))) for u, v in leaves)}
+            "diff": max_abs_diff(a.params, b.params)}
 
   truth = random_mfa(0, 3, 6, 2, spread=4.0)
   x = np.asarray(mfa.sample(jax.random.key(1), truth, 1600)[0])

@@ -10,7 +10,7 @@ import os
 import sys
 
 import pytest
-from helpers import fake_devices_report
+from helpers import fake_devices_report, max_abs_diff
 
 # One subprocess compiles ~20 sharded programs: over a minute on 2 CPU cores.
 pytestmark = pytest.mark.slow
@@ -20,15 +20,8 @@ FIT_TYPES = ("full", "tied")
 TOL = 1e-5
 
 
-def _max_diff(a, b):
-  import jax
-  import numpy as np
-
-  return max(float(np.max(np.abs(np.asarray(u) - np.asarray(v)))) for u, v in zip(jax.tree.leaves(a), jax.tree.leaves(b)))
-
-
 def _fit_diff(a, b):
-  return {"n_iter": [int(a.n_iter), int(b.n_iter)], "diff": _max_diff(a.params, b.params), "ll": _max_diff(a.log_likelihood, b.log_likelihood)}
+  return {"n_iter": [int(a.n_iter), int(b.n_iter)], "diff": max_abs_diff(a.params, b.params), "ll": max_abs_diff(a.log_likelihood, b.log_likelihood)}
 
 
 def _worker() -> dict:
@@ -38,10 +31,11 @@ def _worker() -> dict:
 
   jax.config.update("jax_enable_x64", True)
   jax.config.update("jax_numpy_rank_promotion", "raise")
+  from helpers import mixture_data, random_params
+
   import gmmjax
   from gmmjax import _sharded
   from gmmjax._stream import fit_stream
-  from helpers import mixture_data, random_params
 
   out = {"devices": len(jax.devices())}
   key = jax.random.key(0)
@@ -57,7 +51,7 @@ def _worker() -> dict:
     if ct == "full":
       out["n_init"] = _fit_diff(gmmjax.fit(key, xs, 4, n_init=2, **kw), gmmjax.fit(key, x, 4, n_init=2, **kw))
     start = random_params(2, 4, 3, ct)
-    out[f"stats_{ct}"] = _max_diff(gmmjax.suff_stats(start, xs), gmmjax.suff_stats(start, x))
+    out[f"stats_{ct}"] = max_abs_diff(gmmjax.suff_stats(start, xs), gmmjax.suff_stats(start, x))
 
   # Rows over one axis of a 2-D mesh with auto axes, sample weights from the host.
   truth = random_params(3, 3, 2, "full", spread=3.0)
@@ -100,7 +94,7 @@ def _worker() -> dict:
     g_explicit = jax.grad(loss)(_sharded.shard_rows(x, mesh))
   scale = float(np.max(np.abs(np.asarray(g_single))))
   for name, g in (("auto", g_auto), ("explicit", g_explicit)):
-    out[f"grad_{name}"] = _max_diff(g, g_single) / scale
+    out[f"grad_{name}"] = max_abs_diff(g, g_single) / scale
     out[f"grad_spec_{name}"] = g.sharding.spec[0] == "data"
 
   # float32, far from the origin: the psum of centred moments stays accurate.

@@ -9,7 +9,7 @@ import os
 import sys
 
 import pytest
-from helpers import fake_devices_report
+from helpers import fake_devices_report, max_abs_diff
 
 pytestmark = pytest.mark.slow
 
@@ -22,14 +22,14 @@ def _worker() -> dict:
 
   jax.config.update("jax_enable_x64", True)
   jax.config.update("jax_numpy_rank_promotion", "raise")
-  import gmmjax
-  from gmmjax import variational as V
   from helpers import mixture_data, random_params
 
+  import gmmjax
+  from gmmjax import variational as V
+
   def diff(a, b):
-    leaves = zip(jax.tree.leaves((a.posterior, a.prior)), jax.tree.leaves((b.posterior, b.prior)))
     return {"n_iter": [int(a.n_iter), int(b.n_iter)],
-            "diff": max(float(np.max(np.abs(np.asarray(u) - np.asarray(v)))) for u, v in leaves),
+            "diff": max_abs_diff((a.posterior, a.prior), (b.posterior, b.prior)),
             "bound": abs(float(a.lower_bound) - float(b.lower_bound)) / abs(float(b.lower_bound))}
 
   out = {"devices": len(jax.devices())}
