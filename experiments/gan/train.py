@@ -108,6 +108,28 @@ def train_gan(key: jax.Array, config: Config, latent: str, x_train: jax.Array,
   return generator, result
 
 
+def generate(generator: gan.Generator, g_params, key: jax.Array, n: int, block: int = 1000) -> jax.Array:
+  """`[n, 28, 28, 1]` images in [-1, 1]; block j of `block` images is drawn with `fold_in(key, j)`."""
+  sample = jax.jit(lambda k: generator.apply({"params": g_params}, k, block))
+  return jnp.concatenate([sample(jax.random.fold_in(key, j)) for j in range(-(-n // block))])[:n]
+
+
+def load_generator(workdir: str | pathlib.Path, latent: str = "mixture") -> tuple[gan.Generator, dict]:
+  """`(generator, g_params)` of a finished run's GAN `latent`, read from its checkpoints; writes nothing."""
+  workdir = pathlib.Path(workdir)
+  raw = json.loads((workdir / "config.json").read_text())
+  config = Config(**{k: tuple(v) if isinstance(v, list) else v for k, v in raw.items()})
+  if latent not in config.latents:
+    raise ValueError(f"{workdir} trained the latents {config.latents}, not {latent!r}")
+  if gtrain.read_results(workdir, config, ignore=gtrain.CONFIG_IGNORE) is None:
+    raise ValueError(f"{workdir} holds no finished run; finish it with experiments.gan.main first")
+  i = config.latents.index(latent)
+  k_gan = jax.random.split(jax.random.key(config.seed), 3)[1]
+  # A finished GAN is restored without a step, so no training data is needed.
+  generator, trained = train_gan(jax.random.fold_in(k_gan, i), config, latent, None, workdir / latent)
+  return generator, trained.state.g_params
+
+
 def _evaluate(cls_params, cls_model, images, real_feats) -> dict:
   probs, feats = fid.classify(cls_params, images, model=cls_model)
   s = fid.label_stats(probs)
@@ -165,9 +187,7 @@ def train_and_evaluate(config: Config, workdir: str | pathlib.Path, resume: str 
   curves, grids = [], {}
   for latent, (generator, trained) in zip(config.latents, gans):
     g_params = trained.state.g_params
-    sample = jax.jit(lambda k: generator.apply({"params": g_params}, k, 1000))
-    images = jnp.concatenate([sample(jax.random.fold_in(k_eval, j))
-                              for j in range(-(-config.n_eval // 1000))])[: config.n_eval]
+    images = generate(generator, g_params, k_eval, config.n_eval)
     r = _evaluate(cls_params, cls_model, images, real_feats)
     # Median over the chunks after the first, which includes compilation.
     times = [rec["seconds_per_step"] for rec in trained.history if rec.get("split") == "train"]

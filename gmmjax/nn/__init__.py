@@ -22,6 +22,7 @@ from .networks import ConvEncoder as ConvEncoder
 from .networks import MLPDecoder as MLPDecoder
 from .networks import MLPEncoder as MLPEncoder
 from .networks import bernoulli_log_prob as bernoulli_log_prob
+from .networks import continuous_bernoulli_log_prob as continuous_bernoulli_log_prob
 from .networks import gaussian_log_prob as gaussian_log_prob
 from .networks import log_likelihood as log_likelihood
 from .networks import make_decoder as make_decoder
@@ -49,6 +50,7 @@ __all__ = [
     "MLPDecoder",
     "MLPEncoder",
     "bernoulli_log_prob",
+    "continuous_bernoulli_log_prob",
     "gaussian_log_prob",
     "log_likelihood",
     "make_decoder",

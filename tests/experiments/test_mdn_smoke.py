@@ -15,6 +15,7 @@ from experiments.mdn import train as mdn_train
 from experiments.mdn.configs import get_config  # noqa: E402
 
 
+@pytest.mark.slow
 def test_true_conditional_density_integrates_to_one():
   config = get_config("tiny")
   for y in (0.1, 0.5, 0.9):
@@ -24,6 +25,7 @@ def test_true_conditional_density_integrates_to_one():
     assert abs(value - 1) < 1e-3
 
 
+@pytest.mark.slow
 def test_tiny_config_end_to_end(tmp_path):
   results = mdn_train.train_and_evaluate(get_config("tiny"), tmp_path)
   for name in ("config.json", "metrics.jsonl", "results.json", "samples.png", "learning_curves.png"):

@@ -14,6 +14,7 @@ def _finite_tree(tree):
   return all(bool(jnp.all(jnp.isfinite(a))) for a in jax.tree.leaves(tree))
 
 
+@pytest.mark.slow
 def test_mixture_latent_moments_and_penalty():
   prior = gan.MixtureLatent(2, 3, min_scale=0.0)
   variables = prior.init(jax.random.key(0), jax.random.key(1), 4)
@@ -29,6 +30,7 @@ def test_mixture_latent_moments_and_penalty():
   np.testing.assert_allclose(pen, (3 * 0.5**2) / 2, rtol=1e-6)
 
 
+@pytest.mark.slow
 def test_mixture_latent_is_reparameterised():
   prior = gan.MixtureLatent(4, 2)
   variables = prior.init(jax.random.key(0), jax.random.key(1), 4)
@@ -39,6 +41,7 @@ def test_mixture_latent_is_reparameterised():
   np.testing.assert_allclose(init_scales, 0.2, rtol=1e-5)
 
 
+@pytest.mark.slow
 def test_gaussian_latent_has_no_parameters():
   g = gan.Generator(latent="gaussian", latent_dim=8, features=(16, 8))
   variables = g.init(jax.random.key(0), jax.random.key(1), 3)
@@ -49,6 +52,7 @@ def test_gaussian_latent_has_no_parameters():
 
 
 @pytest.mark.parametrize("latent", ["mixture", "gaussian"])
+@pytest.mark.slow
 def test_shapes_and_training_step(latent):
   g = gan.Generator(latent=latent, latent_dim=8, n_components=5, features=(16, 8))
   d = gan.Discriminator(features=(8, 16))
@@ -105,6 +109,7 @@ def test_label_stats():
   assert collapsed.coverage == 1 and collapsed.inception_score == pytest.approx(1.0)
 
 
+@pytest.mark.slow
 def test_classifier_learns_separable_classes():
   rng = np.random.default_rng(0)
   labels = rng.integers(0, 2, 512)
@@ -117,6 +122,7 @@ def test_classifier_learns_separable_classes():
   assert (probs.argmax(-1) == np.asarray(labels)).mean() > 0.95
 
 
+@pytest.mark.slow
 def test_classifier_loop_equals_scan():
   rng = np.random.default_rng(1)
   images = jnp.asarray(rng.uniform(-1, 1, (64, 28, 28, 1)), jnp.float32)

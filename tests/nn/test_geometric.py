@@ -34,6 +34,7 @@ def test_dihedral_transforms_match_numpy_and_are_distinct(key):
     assert len({row.tobytes() for row in out[:, 0].reshape(n, -1)}) == n
 
 
+@pytest.mark.slow
 def test_apply_transforms_picks_each_images_transform(key):
   x = jax.random.uniform(key, (40, 6, 6, 1))
   t = jnp.arange(40)[::-1]
@@ -42,6 +43,7 @@ def test_apply_transforms_picks_each_images_transform(key):
     np.testing.assert_array_equal(out[i], _numpy_transform(np.asarray(x[i]), int(t[i]), 1))
 
 
+@pytest.mark.slow
 def test_classifier_shapes_and_finite_gradients_on_blank_images(key):
   model = geometric.TransformClassifier(hidden=(16, 4))
   x = jnp.zeros((6, 28, 28, 1))
@@ -56,6 +58,7 @@ def test_classifier_shapes_and_finite_gradients_on_blank_images(key):
     geometric.transform_loss(model, params, x, key, shift=6)
 
 
+@pytest.mark.slow
 def test_classifier_learns_to_tell_transforms_apart(key):
   """An asymmetric pattern (a bright corner pixel plus noise): the transform is learnable."""
   k_x, k_init, k_train = jax.random.split(key, 3)

@@ -4,13 +4,15 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+import scipy.integrate
 import scipy.stats
 
 from gmmjax import nn as gnn
+from helpers import fast_only
 
 
 @pytest.mark.parametrize("architecture", gnn.ARCHITECTURES)
-@pytest.mark.parametrize("flat", [False, True])
+@pytest.mark.parametrize("flat", fast_only([False, True], True))
 def test_shapes_and_float32(key, architecture, flat):
   x = jax.random.uniform(key, (5, 28, 28, 1), jnp.float32)
   if flat:
@@ -54,6 +56,25 @@ def test_bernoulli_matches_scipy():
   x = rng.integers(0, 2, size=(4, 6)).astype(float)
   expected = scipy.stats.bernoulli(1 / (1 + np.exp(-logits))).logpmf(x).sum(-1)
   np.testing.assert_allclose(gnn.bernoulli_log_prob(logits, x), expected, rtol=1e-10)
+
+
+@pytest.mark.parametrize("dtype", [jnp.float64, jnp.float32])
+def test_continuous_bernoulli_is_a_density_on_the_unit_interval(dtype):
+  # Closed-form normaliser against quadrature of lambda^x (1 - lambda)^(1 - x) over [0, 1], across the
+  # small-logit series, the switch at |logit| = 1e-2 and logits far in the tails.
+  logits = np.array([-60.0, -7.0, -0.5, -1e-2, -3e-3, 0.0, 1e-5, 9.99e-3, 1.01e-2, 0.3, 4.0, 35.0])
+  log_c = gnn.continuous_bernoulli_log_prob(jnp.asarray(logits[:, None], dtype), jnp.zeros((12, 1), dtype)) \
+      - gnn.bernoulli_log_prob(jnp.asarray(logits[:, None], dtype), jnp.zeros((12, 1), dtype))
+  log_lam, log_1m_lam = -np.logaddexp(0, -logits), -np.logaddexp(0, logits)  # exact in the tails
+  mass = [scipy.integrate.quad(lambda x, a=a, b=b: np.exp(x * a + (1 - x) * b), 0, 1, epsabs=0, epsrel=1e-13)[0]
+          for a, b in zip(log_lam, log_1m_lam)]
+  rtol = 1e-10 if dtype == jnp.float64 else 1e-6
+  np.testing.assert_allclose(np.exp(np.asarray(log_c, np.float64)), 1 / np.asarray(mass), rtol=rtol)
+  # Summed over pixels: two pixels give the product of the two densities.
+  x = jnp.asarray([[0.2, 0.9]], dtype)
+  two = gnn.continuous_bernoulli_log_prob(jnp.asarray([[1.5, -3.0]], dtype), x)
+  one = [gnn.continuous_bernoulli_log_prob(jnp.asarray([[v]], dtype), x[:, i:i + 1]) for i, v in enumerate([1.5, -3.0])]
+  np.testing.assert_allclose(two, one[0] + one[1], rtol=rtol)
 
 
 def test_bernoulli_finite_for_huge_logits():

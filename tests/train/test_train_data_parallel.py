@@ -5,6 +5,8 @@ import pathlib
 import subprocess
 import sys
 
+import pytest
+
 WORKER_DIR = pathlib.Path(__file__).parent
 
 CODE = """
@@ -44,6 +46,7 @@ print("max abs loss difference", np.abs(a - b).max())
 """
 
 
+@pytest.mark.slow
 def test_eight_devices_match_one_device(tmp_path):
   env = {**os.environ, "JAX_PLATFORMS": "cpu", "XLA_FLAGS": "--xla_force_host_platform_device_count=8"}
   code = CODE.format(worker_dir=str(WORKER_DIR), tmp=str(tmp_path))

@@ -4,6 +4,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
+import pytest
 
 from gmmjax import train
 
@@ -23,6 +24,7 @@ def _problem():
   return params, (jnp.asarray(x), jnp.asarray(y))
 
 
+@pytest.mark.slow
 def test_train_step_equals_manual_update():
   params, batch = _problem()
   tx = train.make_optimizer(learning_rate=0.1, clip_norm=1.0)
