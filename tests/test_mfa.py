@@ -76,6 +76,21 @@ def test_sample_matches_moments():
     assert np.all(np.abs(np.cov(xj.T) - cov) < 5 * se_cov)
 
 
+def test_noise_free_samples_are_the_means_of_the_same_draws():
+  p = random_mfa(9, 2, 5, 2)
+  x, comp = mfa.sample(jax.random.key(3), p, 500)
+  mean, comp_mean = mfa.sample(jax.random.key(3), p, 500, noise=False)
+  np.testing.assert_array_equal(comp, comp_mean)
+  # The left-out part is sqrt(psi) eps with eps ~ N(0, I): standardised, mean 0 and variance 1.
+  eps = (np.asarray(x) - np.asarray(mean)) / np.sqrt(np.asarray(p.noise_variances)[np.asarray(comp)])
+  assert abs(eps.mean()) < 5 / np.sqrt(eps.size) and abs(eps.var() - 1) < 5 * np.sqrt(2 / eps.size)
+  # Each noise-free draw lies in its component's affine subspace mu_k + span(W_k).
+  for j in range(2):
+    r = np.asarray(mean)[np.asarray(comp) == j] - np.asarray(p.means[j])
+    w = np.asarray(p.factors[j])
+    np.testing.assert_allclose(r - r @ w @ np.linalg.pinv(w), 0, atol=1e-10)
+
+
 def test_posterior_over_factors_is_the_gaussian_conditional():
   p = random_mfa(7, 2, 6, 2)
   x = np.asarray(mfa.sample(jax.random.key(8), p, 5)[0])

@@ -178,7 +178,11 @@ def main(argv=None) -> dict:
   mfa_test = float(np.mean(mfa.log_prob(fit.params, test)))
   diag_test = float(np.mean(gmmjax.log_prob(diag.params, test)))
   n_samples = cfg["n_samples"]
+  # The MFA's samples with and without the per-pixel noise psi: the second are the means of p(x | z, k),
+  # as VaDE's and the GAN's images are.
   samples = {"mfa": np.asarray(mfa.sample(jax.random.key(args.seed + 3), fit.params, n_samples)[0]),
+             "mfa_noise_free": np.asarray(mfa.sample(jax.random.key(args.seed + 3), fit.params, n_samples,
+                                                     noise=False)[0]),
              "diag_gmm": np.asarray(gmmjax.sample(jax.random.key(args.seed + 4), diag.params, n_samples)[0])}
   if args.gan_workdir:
     samples["gan_mixture"] = baselines.gan_samples(args.gan_workdir, n_samples, jax.random.key(args.seed + 5))

@@ -372,7 +372,7 @@ def inpaint(params: MFAParams, x: ArrayLike, observed: ArrayLike) -> tuple[jax.A
   return _inpaint(params, x, observed)
 
 
-def _sample(key, params: MFAParams, n: int):
+def _sample(key, params: MFAParams, n: int, noise: bool = True):
   k_key, z_key, e_key = jax.random.split(key, 3)
   _, d, l = params.factors.shape
   dtype = params.means.dtype
@@ -383,18 +383,22 @@ def _sample(key, params: MFAParams, n: int):
   def rows(r):
     c, z, eps = r
     loading = jnp.einsum("cdl,cl->cd", params.factors[c], z, precision=_linalg.PRECISION)
-    return params.means[c] + loading + jnp.sqrt(params.noise_variances[c]) * eps
+    mean = params.means[c] + loading
+    return mean + jnp.sqrt(params.noise_variances[c]) * eps if noise else mean
 
   chunk = _chunking.default_chunk_size(n, d * l) // 16
   return _chunking.chunked_map(rows, (components, z, eps), max(1, min(chunk, n))), components
 
 
-_sample_jit = jax.jit(_sample, static_argnums=2)
+_sample_jit = jax.jit(_sample, static_argnums=(2, 3))
 
 
-def sample(key, params: MFAParams, n: int) -> tuple[jax.Array, jax.Array]:
+def sample(key, params: MFAParams, n: int, *, noise: bool = True) -> tuple[jax.Array, jax.Array]:
   """Draws `n` samples `x = mu_k + W_k z + sqrt(psi_k) eps`, `z ~ N(0, I_l)`,
   `eps ~ N(0, I_d)`, `k ~ weights`.
+
+  `noise=False` leaves out `sqrt(psi_k) eps`: each draw is the mean of p(x | z, k), as a VAE's
+  decoder mean, with the same `k` and `z` as the draw with noise from the same key.
 
   Returns:
     `(x [n, d], components [n])`, as `gmmjax.sample`.
@@ -404,6 +408,6 @@ def sample(key, params: MFAParams, n: int) -> tuple[jax.Array, jax.Array]:
   n = int(n)
   check_params(params)
   if any(isinstance(a, jax.core.Tracer) for a in jax.tree.leaves((key, params))):
-    return _sample(key, params, n)
+    return _sample(key, params, n, bool(noise))
   rows = _padding.size_class(max(n, 1), 1 << 14)
-  return _padding.unpad(_sample_jit(key, params, rows), n)
+  return _padding.unpad(_sample_jit(key, params, rows, bool(noise)), n)

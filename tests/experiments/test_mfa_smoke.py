@@ -26,7 +26,7 @@ def test_tiny_run_scores_mfa_diag_gmm_vade_and_real_images(tmp_path):
   assert json.loads((tmp_path / "mfa" / "results.json").read_text()) == results
   for name in ("samples_per_component.png", "inpainting.png"):
     assert (tmp_path / "mfa" / name).stat().st_size > 0
-  for name in ("mfa", "diag_gmm", "vade", "real_images"):
+  for name in ("mfa", "mfa_noise_free", "diag_gmm", "vade", "real_images"):
     assert 0 <= results[name]["ndb_over_k"] <= 1 and results[name]["frechet_distance"] >= 0
   # Real images against real images: the smallest distance of all.
   assert results["real_images"]["frechet_distance"] == min(results[n]["frechet_distance"] for n in results
