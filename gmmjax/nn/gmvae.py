@@ -102,7 +102,8 @@ class GMVAE:
     decoder: Flax module `z [n, l] -> [n, 28, 28, 1]` likelihood parameters.
     n_components: `k`.
     latent_dim: `l`.
-    likelihood: "bernoulli" (decoder gives logits) or "gaussian" (unit-scale means).
+    likelihood: "bernoulli" or "continuous_bernoulli" (decoder gives logits) or "gaussian" (unit-scale
+      means); see `networks.log_likelihood`.
     head_hidden: width of the `PosteriorHead` hidden layer.
     uniform_weights: p(c) = 1 / k (the prior's logits are then unused); otherwise p(c) is learned.
   """

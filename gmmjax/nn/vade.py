@@ -166,7 +166,8 @@ class VaDE:
     decoder: Flax module `z [n, l] -> [n, 28, 28, 1]` likelihood parameters.
     n_components: `k`, clusters in the prior.
     latent_dim: `l`.
-    likelihood: "bernoulli" (decoder gives logits) or "gaussian" (unit-scale means).
+    likelihood: "bernoulli" or "continuous_bernoulli" (decoder gives logits) or "gaussian" (unit-scale
+      means); see `networks.log_likelihood`.
     prior_covariance: "diag" (VaDE) or "full" covariances of the mixture prior's components.
     uniform_weights: p(c) = 1 / k (the prior's logits are then unused); otherwise p(c) is learned.
   """

@@ -70,6 +70,14 @@ def test_continuous_bernoulli_is_a_density_on_the_unit_interval(dtype):
           for a, b in zip(log_lam, log_1m_lam)]
   rtol = 1e-10 if dtype == jnp.float64 else 1e-6
   np.testing.assert_allclose(np.exp(np.asarray(log_c, np.float64)), 1 / np.asarray(mass), rtol=rtol)
+  # Its mean image is the density's mean, by quadrature too.
+  mean = gnn.mean_image("continuous_bernoulli", jnp.asarray(logits, dtype))
+  first = [scipy.integrate.quad(lambda x, a=a, b=b: x * np.exp(x * a + (1 - x) * b), 0, 1, epsabs=0,
+                                epsrel=1e-13)[0] for a, b in zip(log_lam, log_1m_lam)]
+  np.testing.assert_allclose(np.asarray(mean, np.float64), np.asarray(first) / np.asarray(mass), rtol=rtol,
+                             atol=1e-12 if dtype == jnp.float64 else 1e-7)
+  assert gnn.log_likelihood("continuous_bernoulli", jnp.asarray(logits[:, None], dtype),
+                            jnp.zeros((12, 1), dtype)).shape == (12,)
   # Summed over pixels: two pixels give the product of the two densities.
   x = jnp.asarray([[0.2, 0.9]], dtype)
   two = gnn.continuous_bernoulli_log_prob(jnp.asarray([[1.5, -3.0]], dtype), x)
