@@ -4,7 +4,7 @@
   python -m experiments.vade.generate --workdir runs/vade --n 100 --per_component --out per_comp.npz
 
 The model is rebuilt from `workdir/joint/config.json` and restored from the latest checkpoint in
-`workdir/joint/checkpoints`. The file holds `images [N, 28, 28, 1]` float32 in [0, 1] (mean pixels of
+`workdir/joint/checkpoints`. The file holds `images [N, h, w, 1]` float32 in [0, 1] (mean pixels of
 p(x | z)) and `components [N]`. With `--per_component`, `--n` images are drawn from each component
 (N = n * n_components); otherwise components are drawn from the learned mixing weights.
 """
@@ -19,6 +19,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from gmmjax import data as gdata
 from gmmjax import train as gtrain
 from gmmjax.nn import gmvae, vade
 
@@ -42,7 +43,7 @@ def load_trained(
   seeds = tuple(config.seeds)
   if not 0 <= seed_index < len(seeds):
     raise ValueError(f"seed_index must be in [0, {len(seeds)}), got {seed_index}")
-  x0 = jnp.zeros((2, 28, 28, 1), jnp.float32)
+  x0 = jnp.zeros((2, *gdata.IMAGE_SHAPES[config.dataset]), jnp.float32)
   params = jax.vmap(lambda k: model.init(k, x0))(jnp.stack([jax.random.key(s) for s in seeds]))
   tx = vade_train._optimizer(config, config.learning_rate, 1, decay=True)
   template = vade_train.init_state(params, tx)
@@ -63,7 +64,7 @@ def generate(
     key, model: vade.VaDE | gmvae.GMVAE, params: vade.VaDEParams | gmvae.GMVAEParams, n: int,
     per_component: bool
 ) -> tuple[np.ndarray, np.ndarray]:
-  """`(images [N, 28, 28, 1], components [N])` as numpy arrays (VaDE or GMVAE)."""
+  """`(images [N, h, w, c], components [N])` as numpy arrays (VaDE or GMVAE)."""
   if per_component:
     comps = jnp.repeat(jnp.arange(model.n_components), n)
     images, comps = model.sample(key, params, comps.shape[0], component=comps)

@@ -45,11 +45,13 @@ def build_model(config: Config) -> vade.VaDE | gmvae.GMVAE:
     raise ValueError(f"uniform_weights_epochs must be >= 0, got {config.uniform_weights_epochs}")
   if not config.kl_weight >= 0.0:
     raise ValueError(f"kl_weight must be >= 0, got {config.kl_weight}")
+  image_shape = gdata.IMAGE_SHAPES[config.dataset]
   if config.architecture == "mlp":
     encoder = gnn.MLPEncoder(config.latent_dim, tuple(config.hidden))
-    decoder = gnn.MLPDecoder(tuple(reversed(config.hidden)))
+    decoder = gnn.MLPDecoder(tuple(reversed(config.hidden)), image_shape=image_shape)
   else:
-    encoder, decoder = gnn.make_encoder("conv", config.latent_dim), gnn.make_decoder("conv")
+    encoder = gnn.make_encoder("conv", config.latent_dim, image_shape=image_shape)
+    decoder = gnn.make_decoder("conv", image_shape=image_shape)
   if config.model == "gmvae":
     if config.prior_covariance != "diag":
       raise ValueError("model='gmvae' needs prior_covariance='diag'")

@@ -15,6 +15,7 @@ from ._idx import prepare_tfds_manual_dir as prepare_tfds_manual_dir
 from ._idx import read_idx as read_idx
 from ._idx import restore_gzip_header as restore_gzip_header
 from ._load import FASHION_MNIST_CLASSES as FASHION_MNIST_CLASSES
+from ._load import IMAGE_SHAPES as IMAGE_SHAPES
 from ._load import NAMES as NAMES
 from ._load import Batches as Batches
 from ._load import Dataset as Dataset
@@ -24,6 +25,7 @@ from ._load import load as load
 
 __all__ = [
     "FASHION_MNIST_CLASSES",
+    "IMAGE_SHAPES",
     "NAMES",
     "Batches",
     "Dataset",

@@ -19,8 +19,8 @@ NORMALIZATIONS = ("unit", "symmetric", "none")
 FASHION_MNIST_SYSTEM_DIR = "/usr/share/datasets/fashion-mnist"
 _ENV_DIRS = {"fashion_mnist": "GMMJAX_FASHION_MNIST_DIR", "mnist": "GMMJAX_MNIST_DIR"}
 _TFDS_NAMES = {"mnist": "mnist", "fashion_mnist": "fashion_mnist"}
-_IMAGE_SHAPES = {"mnist": (28, 28, 1), "fashion_mnist": (28, 28, 1), "mnist_5k": (28, 28, 1),
-                 "digits": (8, 8, 1)}
+IMAGE_SHAPES = {"mnist": (28, 28, 1), "fashion_mnist": (28, 28, 1), "mnist_5k": (28, 28, 1),
+                "digits": (8, 8, 1)}
 # Largest raw pixel value: scikit-learn's digits are counts in 0..16, the others bytes.
 _MAX_VALUE = {"mnist": 255, "fashion_mnist": 255, "mnist_5k": 255, "digits": 16}
 _SINGLE_SPLIT = ("mnist_5k", "digits")
@@ -103,7 +103,7 @@ def _load_tfds(name: str, split: str, data_dir: str | None, download: bool) -> t
   except TypeError:  # Data sources without batched reads (e.g. tfds.testing.mock_data's).
     examples = [source[i] for i in range(n)]
   images = np.stack([np.asarray(e["image"], dtype=np.uint8) for e in examples]) if n else \
-      np.zeros((0, *_IMAGE_SHAPES[name]), np.uint8)
+      np.zeros((0, *IMAGE_SHAPES[name]), np.uint8)
   labels = np.asarray([int(e["label"]) for e in examples], dtype=np.int32)
   location = str(data_dir) if data_dir is not None else str(tfds.core.constants.DATA_DIR)
   return images, labels, location
@@ -317,7 +317,7 @@ def load(name: str, *, split: str = "train", source: str = "auto", data_dir: os.
   if flatten:
     images = images.reshape(len(images), -1)
   info = DatasetInfo(name=name, split=split, source=used, num_classes=NUM_CLASSES,
-                     image_shape=_IMAGE_SHAPES[name],
+                     image_shape=IMAGE_SHAPES[name],
                      num_examples=len(labels), normalize=normalize, location=location)
   dataset = Dataset(images=images, labels=labels, info=info)
   if batch_size is None:

@@ -142,6 +142,7 @@ class DAGMM(nn.Module):
     n_components: `k`.
     architecture: "mlp" or "conv" encoder/decoder from `gmmjax.nn.networks`.
     encoder_hidden / decoder_hidden: MLP widths (ignored by "conv").
+    image_shape: `(h, w, c)` of the images.
     estimation_hidden, dropout: estimation network.
     eps: guard of the reconstruction features.
   """
@@ -154,22 +155,23 @@ class DAGMM(nn.Module):
   estimation_hidden: int = 10
   dropout: float = 0.5
   eps: float = 1e-6
+  image_shape: Sequence[int] = networks.IMAGE_SHAPE
 
   def setup(self):
     if self.architecture == "mlp":
       self.encoder = networks.MLPEncoder(self.latent_dim, hidden=self.encoder_hidden)
-      self.decoder = networks.MLPDecoder(hidden=self.decoder_hidden)
+      self.decoder = networks.MLPDecoder(hidden=self.decoder_hidden, image_shape=self.image_shape)
     else:
-      self.encoder = networks.make_encoder(self.architecture, self.latent_dim)
-      self.decoder = networks.make_decoder(self.architecture)
+      self.encoder = networks.make_encoder(self.architecture, self.latent_dim, image_shape=self.image_shape)
+      self.decoder = networks.make_decoder(self.architecture, image_shape=self.image_shape)
     self.estimation = EstimationNetwork(self.n_components, self.estimation_hidden, self.dropout)
 
   def encode(self, x: jax.Array) -> jax.Array:
-    """`x: [n, 28, 28, 1]` -> `[n, l]` code (the encoder's mean head)."""
+    """`x: [n, h, w, c]` -> `[n, l]` code (the encoder's mean head)."""
     return self.encoder(x)[0]
 
   def __call__(self, x: jax.Array, train: bool = False) -> DAGMMOutput:
-    """`x: [n, 28, 28, 1]` images in [0, 1] -> `DAGMMOutput`."""
+    """`x: [n, h, w, c]` images in [0, 1] -> `DAGMMOutput`."""
     code = self.encode(x)
     x_hat = jax.nn.sigmoid(self.decoder(code)).reshape(x.shape)
     z = jnp.concatenate([code, reconstruction_features(x, x_hat, self.eps)], axis=-1)

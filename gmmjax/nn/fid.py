@@ -53,7 +53,7 @@ def train_classifier(key: jax.Array, images: jax.Array, labels: jax.Array, *, st
 
   Args:
     key: PRNG key.
-    images: `[n, 28, 28, 1]` in [-1, 1] (on device).
+    images: `[n, h, w, c]` in [-1, 1] (on device).
     labels: `[n]` integer classes.
     steps: number of updates (static).
     scan: as in `make_epoch`: True one scanned program, False a Python loop of the

@@ -1,4 +1,4 @@
-"""DCGAN-sized generator and discriminator for 28x28x1 images, with a learnable mixture latent.
+"""DCGAN-sized generator and discriminator (28x28x1 images by default), with a learnable mixture latent.
 
 `MixtureLatent` draws `z = mu_c + sigma_c * eps`, `c ~ Uniform{1..K}`,
 `eps ~ N(0, I)` (DeLiGAN): the means and scales are parameters trained with
@@ -180,7 +180,7 @@ def make_gan(generator: Generator, discriminator: Discriminator, g_tx: optax.Gra
              d_tx: optax.GradientTransformation, scale_weight: float = 1.0):
   """Builds `(init, step)` for one GAN.
 
-  `init(key) -> GANState`; `step(state, key, real [b, 28, 28, 1]) -> (state,
+  `init(key) -> GANState`; `step(state, key, real [b, h, w, c]) -> (state,
   GANMetrics)` does one discriminator then one generator update; it is pure,
   so it can be `jit`-ed, scanned and `vmap`-ed.
   """

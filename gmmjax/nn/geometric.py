@@ -80,7 +80,7 @@ class TransformClassifier(nn.Module):
 
   @nn.compact
   def __call__(self, x: jax.Array) -> tuple[jax.Array, jax.Array]:
-    """`x: [n, 28, 28, 1]` -> `(logits [n, n_transforms], features [n, hidden[-1]])`."""
+    """`x: [n, h, w, c]` -> `(logits [n, n_transforms], features [n, hidden[-1]])`."""
     h = x.reshape(x.shape[0], -1)
     for width in self.hidden:
       h = nn.relu(nn.Dense(width)(h))

@@ -99,7 +99,7 @@ class GMVAE:
 
   Attributes:
     encoder: Flax module `x -> (mean [n, l], log_var [n, l])` (the code `PosteriorHead` reads).
-    decoder: Flax module `z [n, l] -> [n, 28, 28, 1]` likelihood parameters.
+    decoder: Flax module `z [n, l] -> [n, h, w, c]` likelihood parameters.
     n_components: `k`.
     latent_dim: `l`.
     likelihood: "bernoulli" or "continuous_bernoulli" (decoder gives logits) or "gaussian" (unit-scale
@@ -153,16 +153,14 @@ class GMVAE:
     return PosteriorHead(self.n_components, self.head_hidden)
 
   def init(self, key, x: ArrayLike) -> GMVAEParams:
-    """Initial parameters; `x: [n, 28, 28, 1]` fixes input shape and dtype.
+    """Initial parameters; `x: [n, h, w, c]` fixes input shape and dtype.
 
     Encoder and decoder get the same keys as in `vade.VaDE.init`, so both models pretrain the
     same autoencoder from the same seed.
     """
     x = jnp.asarray(x)
-    enc_key, dec_key = jax.random.split(key)
-    encoder = self.encoder.init(enc_key, x[:1])
+    encoder, decoder = vade.init_autoencoder(self, key, x)
     z = jnp.zeros((1, self.latent_dim), x.dtype)
-    decoder = self.decoder.init(dec_key, z)
     head = self.head.init(jax.random.fold_in(key, 2), z, z)
     prior = vade.standard_prior(self.n_components, self.latent_dim, x.dtype)
     return GMVAEParams(encoder, decoder, head, prior)
@@ -172,7 +170,7 @@ class GMVAE:
     return self.encoder.apply(params.encoder, x)
 
   def decode(self, params: GMVAEParams, z: jax.Array) -> jax.Array:
-    """`z: [n, l]` -> `[n, 28, 28, 1]` likelihood parameters."""
+    """`z: [n, l]` -> `[n, h, w, c]` likelihood parameters."""
     return self.decoder.apply(params.decoder, z)
 
   def posterior(self, params: GMVAEParams, x: jax.Array) -> Posterior:
@@ -181,7 +179,7 @@ class GMVAE:
     return Posterior(jax.nn.log_softmax(logits, axis=-1), means, log_vars)
 
   def reconstruct(self, params: GMVAEParams, x: jax.Array) -> jax.Array:
-    """Expected pixels of p(x | z) at the mean of q(z | x, c) for the most probable c: `[n, 28, 28, 1]`."""
+    """Expected pixels of p(x | z) at the mean of q(z | x, c) for the most probable c: `[n, h, w, c]`."""
     post = self.posterior(params, x)
     c = jnp.argmax(post.log_resp, axis=-1)
     z = jnp.take_along_axis(post.means, c[:, None, None], axis=1)[:, 0]
@@ -233,7 +231,7 @@ def elbo(
     key: PRNG key for z ~ q(z | x, c) (and for the input mask).
     model: the model definition.
     params: its parameters.
-    x: `[n, 28, 28, 1]` images.
+    x: `[n, h, w, c]` images.
     method: "closed_form" (exact Gaussian KL per component) or "monte_carlo" (sampled at the same
       z) (static).
     n_samples: z samples per example and component, averaged (static).
@@ -338,7 +336,7 @@ def sample(
     component: optional `[]` or `[n]` component indices to sample from.
 
   Returns:
-    `(images [n, 28, 28, 1], components [n])`.
+    `(images [n, h, w, c], components [n])`.
   """
   _require_diagonal(params.prior)
   return vade.sample(key, model, params, n, component)

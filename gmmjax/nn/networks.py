@@ -1,8 +1,10 @@
-"""Encoders, decoders and observation likelihoods for 28x28x1 images.
+"""Encoders, decoders and observation likelihoods for images `[n, h, w, c]`.
 
-Encoders map images `[n, 28, 28, 1]` (or flat `[n, 784]`) to the mean and
+Encoders map images `[n, h, w, c]` (or flat `[n, h * w * c]`) to the mean and
 log-variance of a diagonal Gaussian `q(z | x)`; decoders map codes `[n, l]` to
-per-pixel parameters `[n, 28, 28, 1]` (Bernoulli logits or Gaussian means).
+per-pixel parameters `[n, h, w, c]` (Bernoulli logits or Gaussian means). The
+image shape is each decoder's (and convolutional encoder's) `image_shape`,
+28x28x1 by default.
 """
 
 from __future__ import annotations
@@ -46,7 +48,7 @@ class MLPEncoder(nn.Module):
 
   @nn.compact
   def __call__(self, x: jax.Array) -> tuple[jax.Array, jax.Array]:
-    """`x: [n, 28, 28, 1]` or `[n, 784]` -> `(mean [n, l], log_var [n, l])`."""
+    """`x: [n, ...]` (any image shape, flattened) -> `(mean [n, l], log_var [n, l])`."""
     h = _flatten(x)
     for width in self.hidden:
       h = nn.relu(nn.Dense(width)(h))
@@ -56,24 +58,24 @@ class MLPEncoder(nn.Module):
 
 
 class MLPDecoder(nn.Module):
-  """Fully connected decoder to per-pixel parameters `[n, 28, 28, 1]`.
+  """Fully connected decoder to per-pixel parameters `[n, h, w, c]`.
 
   Attributes:
     hidden: widths of the hidden layers (VaDE: 2000-500-500).
-    out_shape: image shape of the output.
+    image_shape: `(h, w, c)` of the images.
   """
 
   hidden: Sequence[int] = (2000, 500, 500)
-  out_shape: Sequence[int] = IMAGE_SHAPE
+  image_shape: Sequence[int] = IMAGE_SHAPE
 
   @nn.compact
   def __call__(self, z: jax.Array) -> jax.Array:
-    """`z: [n, l]` -> `[n, *out_shape]`."""
+    """`z: [n, l]` -> `[n, h, w, c]`."""
     h = z
     for width in self.hidden:
       h = nn.relu(nn.Dense(width)(h))
-    out = nn.Dense(math.prod(self.out_shape))(h)
-    return out.reshape(z.shape[0], *self.out_shape)
+    out = nn.Dense(math.prod(self.image_shape))(h)
+    return out.reshape(z.shape[0], *self.image_shape)
 
 
 class ConvEncoder(nn.Module):
@@ -104,7 +106,7 @@ class ConvEncoder(nn.Module):
 
 
 class ConvDecoder(nn.Module):
-  """Transposed-convolution decoder: dense -> h/4 x w/4 -> h/2 x w/2 -> h x w x c (28x28x1 by default).
+  """Transposed-convolution decoder: dense -> h/4 x w/4 -> h/2 x w/2 -> h x w x c.
 
   Attributes:
     features: channels at the two smaller resolutions.

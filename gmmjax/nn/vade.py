@@ -163,7 +163,7 @@ class VaDE:
 
   Attributes:
     encoder: Flax module `x -> (mean [n, l], log_var [n, l])`.
-    decoder: Flax module `z [n, l] -> [n, 28, 28, 1]` likelihood parameters.
+    decoder: Flax module `z [n, l] -> [n, h, w, c]` likelihood parameters.
     n_components: `k`, clusters in the prior.
     latent_dim: `l`.
     likelihood: "bernoulli" or "continuous_bernoulli" (decoder gives logits) or "gaussian" (unit-scale
@@ -209,12 +209,9 @@ class VaDE:
     return init_posterior_from_prior(params, fraction)
 
   def init(self, key, x: ArrayLike) -> VaDEParams:
-    """Initial parameters; `x: [n, 28, 28, 1]` fixes input shape and dtype."""
+    """Initial parameters; `x: [n, h, w, c]` fixes input shape and dtype."""
     x = jnp.asarray(x)
-    enc_key, dec_key = jax.random.split(key)
-    encoder = self.encoder.init(enc_key, x[:1])
-    z = jnp.zeros((1, self.latent_dim), x.dtype)
-    decoder = self.decoder.init(dec_key, z)
+    encoder, decoder = init_autoencoder(self, key, x)
     prior = standard_prior(self.n_components, self.latent_dim, x.dtype, self.prior_covariance)
     return VaDEParams(encoder, decoder, prior)
 
@@ -223,13 +220,30 @@ class VaDE:
     return self.encoder.apply(params.encoder, x)
 
   def decode(self, params: VaDEParams, z: jax.Array) -> jax.Array:
-    """`z: [n, l]` -> `[n, 28, 28, 1]` likelihood parameters."""
+    """`z: [n, l]` -> `[n, h, w, c]` likelihood parameters."""
     return self.decoder.apply(params.decoder, z)
 
   def reconstruct(self, params: VaDEParams, x: jax.Array) -> jax.Array:
-    """Expected pixels of p(x | z = mean(x)): `[n, 28, 28, 1]`."""
+    """Expected pixels of p(x | z = mean(x)): `[n, h, w, c]`."""
     mean, _ = self.encode(params, x)
     return networks.mean_image(self.likelihood, self.decode(params, mean))
+
+
+def init_autoencoder(model, key, x: jax.Array) -> tuple[Any, Any]:
+  """`(encoder, decoder)` variables of `model` (VaDE or GMVAE) for images `x: [n, h, w, c]`.
+
+  Raises `ValueError` when the decoder's output is not the images' shape (say, a 28x28 decoder for 8x8
+  images): found here, not as a broadcast or reshape error deep in the first training step.
+  """
+  enc_key, dec_key = jax.random.split(key)
+  encoder = model.encoder.init(enc_key, x[:1])
+  z = jnp.zeros((1, model.latent_dim), x.dtype)
+  decoder = model.decoder.init(dec_key, z)
+  out = jax.eval_shape(model.decoder.apply, decoder, z).shape[1:]
+  if tuple(out) != tuple(x.shape[1:]):
+    raise ValueError(f"the decoder outputs images of shape {tuple(out)}, but the images are "
+                     f"{tuple(x.shape[1:])}; build the decoder with image_shape={tuple(x.shape[1:])}")
+  return encoder, decoder
 
 
 def effective_prior(model, prior: PriorParams) -> PriorParams:
@@ -317,7 +331,7 @@ def elbo(
     key: PRNG key for z ~ q(z | x) (and for the input mask).
     model: the model definition.
     params: its parameters.
-    x: `[n, 28, 28, 1]` images.
+    x: `[n, h, w, c]` images.
     method: "closed_form" or "monte_carlo" (see the module docstring; static).
     n_samples: z samples per example, averaged (static).
     input_dropout: > 0 gives the denoising ELBO: the encoder sees `x` with each pixel zeroed with this
@@ -521,7 +535,7 @@ def sample(
     component: optional `[]` or `[n]` component indices to sample from.
 
   Returns:
-    `(images [n, 28, 28, 1], components [n])`.
+    `(images [n, h, w, c], components [n])`.
   """
   z, c = sample_latents(key, effective_prior(model, params.prior), n, component)
   return networks.mean_image(model.likelihood, model.decode(params, z)), c

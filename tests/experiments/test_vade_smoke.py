@@ -113,6 +113,18 @@ def test_run_uses_the_configured_matmul_precision(tmp_path, monkeypatch):
   assert not (tmp_path / "w").exists()
 
 
+@pytest.mark.parametrize("architecture", ["mlp", "conv"])
+@pytest.mark.parametrize("model", ["vade", "gmvae"])
+def test_models_take_the_image_shape_of_their_data_set(architecture, model):
+  config = vade_train.load_config("tiny", ["dataset='digits'", f"architecture='{architecture}'",
+                                           f"model='{model}'", "prior_covariance='diag'"])
+  built = vade_train.build_model(config)
+  x = jax.ShapeDtypeStruct((2, 8, 8, 1), np.float32)
+  params = jax.eval_shape(built.init, jax.random.key(0), x)  # traced only: nothing compiles
+  images, _ = jax.eval_shape(lambda p: built.sample(jax.random.key(1), p, 3), params)
+  assert images.shape == (3, 8, 8, 1)
+
+
 def test_gmvae_config_differs_from_default_only_in_the_model():
   default, gmvae = vade_train.load_config("default"), vade_train.load_config("gmvae")
   assert default.model == "vade" and gmvae.model == "gmvae" and gmvae.prior_covariance == "diag"

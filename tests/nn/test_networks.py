@@ -1,4 +1,4 @@
-"""Encoders/decoders: real 28x28x1 outputs, dtypes, and likelihoods against scipy."""
+"""Encoders/decoders: output shapes, dtypes, and likelihoods against scipy."""
 
 import jax
 import jax.numpy as jnp
@@ -125,6 +125,17 @@ def test_image_shape_is_a_parameter_of_the_networks():
   classifier = fid.Classifier(n_classes=3, features=(4, 8), dense=8, image_shape=shape)
   logits, _ = classifier.apply(classifier.init(key, x), x)
   assert logits.shape == (2, 3)
+  mlp = gnn.MLPDecoder(hidden=(8,), image_shape=shape)
+  assert mlp.apply(mlp.init(key, mean), mean).shape == (2, *shape)
+  for architecture in gnn.ARCHITECTURES:
+    model = gnn.DAGMM(architecture=architecture, encoder_hidden=(8,), decoder_hidden=(8,), image_shape=shape)
+    out = model.apply(model.init(key, x), x)
+    assert out.reconstruction.shape == x.shape
   with pytest.raises(ValueError, match="divisible by 4"):
     bad = gnn.ConvDecoder(image_shape=(30, 30, 1))
     bad.init(key, mean)
+  # A decoder of another shape is named at init, not found as a reshape error in training.
+  for model in (gnn.vade.VaDE(gnn.MLPEncoder(4), gnn.MLPDecoder((8,)), 3, 4),
+                gnn.gmvae.GMVAE(gnn.MLPEncoder(4), gnn.MLPDecoder((8,)), 3, 4)):
+    with pytest.raises(ValueError, match=r"image_shape=\(32, 16, 3\)"):
+      model.init(key, x)
