@@ -238,8 +238,8 @@ def init_autoencoder(model, key, x: jax.Array) -> tuple[Any, Any]:
   enc_key, dec_key = jax.random.split(key)
   encoder = model.encoder.init(enc_key, x[:1])
   z = jnp.zeros((1, model.latent_dim), x.dtype)
-  decoder = model.decoder.init(dec_key, z)
-  out = jax.eval_shape(model.decoder.apply, decoder, z).shape[1:]
+  out, decoder = model.decoder.init_with_output(dec_key, z)
+  out = out.shape[1:]
   if tuple(out) != tuple(x.shape[1:]):
     raise ValueError(f"the decoder outputs images of shape {tuple(out)}, but the images are "
                      f"{tuple(x.shape[1:])}; build the decoder with image_shape={tuple(x.shape[1:])}")
